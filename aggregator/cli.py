@@ -1,0 +1,217 @@
+"""The command line: parse arguments, call the modules, print."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import click
+
+from aggregator import __version__
+from aggregator.config import DIGEST_FORMATS, Settings, config_path, load
+from aggregator.digest import render, select_day, write_atomic, yesterday
+from aggregator.errors import AggregatorError
+from aggregator.fetch import HostLimiter
+from aggregator.models import ApplyResult, FeedState, Outcome
+from aggregator.poll import PollOptions, poll_many
+from aggregator.store import Store
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass
+class Context:
+    config: str | None
+    database: str | None
+
+    def settings(self) -> Settings:
+        return load(config_path(self.config)).with_database(self.database)
+
+
+def with_settings(
+    command: Callable[Concatenate[Settings, P], R],
+) -> Callable[P, R]:
+    """Load and validate feeds.yaml before the command runs; AggregatorError -> exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        context = click.get_current_context().find_object(Context)
+        assert context is not None
+        try:
+            return command(context.settings(), *args, **kwargs)
+        except AggregatorError as e:
+            raise click.ClickException(str(e)) from e
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(__version__, prog_name="aggregator")
+@click.option(
+    "--config",
+    "config",
+    envvar="AGGREGATOR_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="feeds.yaml to use. Default: ./feeds.yaml (env AGGREGATOR_CONFIG).",
+)
+@click.option(
+    "--db",
+    "database",
+    envvar="AGGREGATOR_DB",
+    type=click.Path(dir_okay=False),
+    help="SQLite database. Default: settings.database (env AGGREGATOR_DB).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="warning",
+    show_default=True,
+)
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, database: str | None, log_level: str) -> None:
+    """Aggregate RSS, Atom and JSON feeds into one SQLite file and daily reference lists."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = Context(config=config, database=database)
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[], None]]:
+    if sys.stderr.isatty() and total > 1:
+        with click.progressbar(length=total, label="Fetching", file=sys.stderr) as bar:
+            yield lambda: bar.update(1)
+    else:
+        yield lambda: None
+
+
+def fetch_all(
+    store: Store, settings: Settings, states: list[FeedState], now: datetime
+) -> Iterator[tuple[Outcome, ApplyResult]]:
+    """Poll `states` concurrently and store each outcome as it arrives."""
+    outcomes = poll_many(
+        states,
+        PollOptions.from_settings(settings),
+        now,
+        workers=settings.workers,
+        limiter=HostLimiter(settings.per_host),
+    )
+    for outcome in outcomes:
+        yield outcome, store.apply(outcome)
+
+
+@cli.command()
+@with_settings
+def fetch(settings: Settings) -> None:
+    """Poll every feed in feeds.yaml once, concurrently, and store new entries."""
+    now = datetime.now(UTC)
+    counts = {"ok": 0, "not modified": 0, "failed": 0}
+    new = 0
+    failures: list[str] = []
+    with Store.open(settings.database) as store:
+        store.sync_feeds(settings.feeds, now)
+        states = [s for s in store.feed_states(settings.feeds) if not s.gone]
+        skipped = len(settings.feeds) - len(states)
+        with _progress(len(states)) as advance:
+            for outcome, applied in fetch_all(store, settings, states, now):
+                advance()
+                new += applied.new_entries
+                if outcome.error:
+                    counts["failed"] += 1
+                    failures.append(f"failed: {outcome.spec.name}: {outcome.error.message}")
+                elif outcome.unchanged:
+                    counts["not modified"] += 1
+                else:
+                    counts["ok"] += 1
+    for line in failures:
+        click.echo(line, err=True)
+    summary = ", ".join(f"{n} {label}" for label, n in counts.items())
+    gone = f" ({skipped} gone, not polled)" if skipped else ""
+    click.echo(f"{len(states)} feeds: {summary}; {new} new entries{gone}")
+
+
+@cli.command()
+@click.option(
+    "--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Day to list. Default: yesterday."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(DIGEST_FORMATS), default="refs", show_default=True
+)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file."
+)
+@with_settings
+def digest(settings: Settings, day: datetime | None, fmt: str, output: Path | None) -> None:
+    """Print (or write) one day's reference list: one line per story."""
+    chosen: date = day.date() if day else yesterday(settings.tz)
+    with Store.open(settings.database) as store:
+        text = render(select_day(store, chosen, settings.tz), chosen, fmt)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        click.echo(write_atomic(output, text))
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@with_settings
+def search(settings: Settings, query: str, limit: int) -> None:
+    """Full-text search over titles and summaries, best matches first."""
+    with Store.open(settings.database) as store:
+        rows = store.search(query, limit)
+    for row in rows:
+        day = (row["dated"] or "")[:10]
+        click.echo(f"{day}  {row['feed']}: {row['title'] or '(untitled)'}\n    {row['url'] or ''}")
+    if not rows:
+        click.echo(f"no entries match {query!r}", err=True)
+
+
+def _when(value: str | None) -> str:
+    return value[:16].replace("T", " ") if value else "never"
+
+
+@cli.command()
+@with_settings
+def feeds(settings: Settings) -> None:
+    """Each feed's health: last fetch, status, error, entry count, next fetch."""
+    with Store.open(settings.database) as store:
+        store.sync_feeds(settings.feeds, datetime.now(UTC))
+        rows = store.feed_health()
+    for row in rows:
+        if not row["active"]:
+            state = "removed from feeds.yaml"
+        elif row["gone"]:
+            state = "GONE (410): no longer polled"
+        elif row["last_error"]:
+            state = f"FAILING x{row['error_count']}: {row['last_error']}"
+        elif row["last_fetch_at"]:
+            state = f"ok (HTTP {row['last_status']})"
+        else:
+            state = "not fetched yet"
+        click.echo(f"{row['name']}  <{row['url']}>")
+        moved = f"  moved to {row['current_url']}" if row["current_url"] else ""
+        click.echo(
+            f"    {state}; last fetch {_when(row['last_fetch_at'])}, "
+            f"{row['entries']} entries, next {_when(row['next_fetch_at'])}{moved}"
+        )
+
+
+@cli.command()
+@with_settings
+def stats(settings: Settings) -> None:
+    """Counts of feeds, entries, stories, links and fetches."""
+    with Store.open(settings.database) as store:
+        numbers: dict[str, Any] = store.stats()
+    for key, value in numbers.items():
+        click.echo(f"{key}: {value if value is not None else '-'}")

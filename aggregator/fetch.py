@@ -1,0 +1,169 @@
+"""HTTP only: conditional GET, timeouts, a size cap, redirects, politeness -> FetchResult."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import requests
+
+from aggregator.errors import FetchError
+from aggregator.models import FetchResult
+from aggregator.urls import web_url
+
+ACCEPT = (
+    "application/atom+xml, application/rss+xml, application/rdf+xml, application/feed+json,"
+    " application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5"
+)
+REDIRECTS = (301, 302, 303, 307, 308)
+PERMANENT_REDIRECTS = (301, 308)
+CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOptions:
+    user_agent: str
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    deadline: float = 60.0
+    max_bytes: int = 10_000_000
+    max_redirects: int = 5
+
+
+class HostLimiter:
+    """At most `per_host` requests to one host at once, across all threads."""
+
+    def __init__(self, per_host: int) -> None:
+        self.per_host = per_host
+        self._lock = threading.Lock()
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+
+    @contextmanager
+    def slot(self, url: str) -> Iterator[None]:
+        host = (urlsplit(url).hostname or "").lower()
+        with self._lock:
+            semaphore = self._slots.setdefault(host, threading.BoundedSemaphore(self.per_host))
+        with semaphore:
+            yield
+
+
+_local = threading.local()
+
+
+def thread_session() -> requests.Session:
+    """One keep-alive session per worker thread (requests.Session is not thread-safe)."""
+    session: requests.Session | None = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+    return session
+
+
+def retry_after(value: str | None, now: datetime) -> datetime | None:
+    """Retry-After as a moment: delta-seconds or an HTTP date; None when absent or garbled."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return now + timedelta(seconds=int(value))
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _read_body(response: requests.Response, url: str, max_bytes: int, deadline_at: float) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise FetchError(url, f"response of {int(declared):,} bytes exceeds the cap of "
+                              f"{max_bytes:,} bytes")  # fmt: skip
+    chunks: list[bytes] = []
+    size = 0
+    # iter_content decompresses, so the cap holds for the body as parsed, not as sent.
+    for chunk in response.iter_content(CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise FetchError(url, f"response exceeds the cap of {max_bytes:,} bytes")
+        if time.monotonic() > deadline_at:
+            raise FetchError(url, "response took longer than the deadline")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def fetch(
+    url: str,
+    options: FetchOptions,
+    now: datetime,
+    *,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    limiter: HostLimiter | None = None,
+    session: requests.Session | None = None,
+) -> FetchResult:
+    """GET `url` conditionally, following at most `max_redirects` http(s) redirects.
+
+    Any HTTP status is returned; network failures, timeouts, oversized bodies and bad
+    redirects raise FetchError.
+    """
+    session = session or thread_session()
+    limiter = limiter or HostLimiter(2)
+    headers = {"User-Agent": options.user_agent, "Accept": ACCEPT}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    started = time.monotonic()
+    deadline_at = started + options.deadline
+    current = url
+    permanent = True
+    for _ in range(options.max_redirects + 1):
+        try:
+            with limiter.slot(current):
+                remaining = max(deadline_at - time.monotonic(), 0.1)
+                timeout = (
+                    min(options.connect_timeout, remaining),
+                    min(options.read_timeout, remaining),
+                )
+                with session.get(
+                    current, headers=headers, timeout=timeout, stream=True, allow_redirects=False
+                ) as response:
+                    status = response.status_code
+                    location = response.headers.get("Location")
+                    if status in REDIRECTS and location:
+                        target = web_url(location, current)
+                        if target is None:
+                            raise FetchError(
+                                url, f"redirect to a non-http(s) location {location!r}"
+                            )
+                        permanent = permanent and status in PERMANENT_REDIRECTS
+                        current = target
+                        continue
+                    body = None
+                    if 200 <= status < 300:
+                        body = _read_body(response, url, options.max_bytes, deadline_at)
+                    return FetchResult(
+                        url=url,
+                        final_url=current,
+                        status=status,
+                        headers={k.lower(): v for k, v in response.headers.items()},
+                        body=body,
+                        fetched_at=now,
+                        elapsed_s=time.monotonic() - started,
+                        permanent_url=current if permanent and current != url else None,
+                    )
+        except requests.Timeout as e:
+            raise FetchError(url, f"timed out (connect {options.connect_timeout:g}s, "
+                                  f"read {options.read_timeout:g}s)") from e  # fmt: skip
+        except requests.ConnectionError as e:
+            raise FetchError(url, "cannot connect") from e
+        except requests.RequestException as e:
+            raise FetchError(url, "request failed") from e
+    raise FetchError(url, f"more than {options.max_redirects} redirects")

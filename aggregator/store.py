@@ -1,0 +1,553 @@
+"""The only writer: schema, migrations, upserts, dedup and queries, on one SQLite file."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from sqlite_utils import Database, Migrations
+from sqlite_utils.db import Table
+
+from aggregator.errors import StoreError
+from aggregator.models import (
+    ApplyResult,
+    ErrorInfo,
+    FeedSpec,
+    FeedState,
+    Outcome,
+    ParsedEntry,
+)
+from aggregator.urls import canonical
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+FTS = {"entries": ["title", "summary"]}
+# A date this far past the fetch is a feed's clock or template gone wrong, not news.
+FUTURE_SLACK = timedelta(days=1)
+OLDEST_BELIEVABLE = datetime(1990, 1, 1, tzinfo=UTC)
+CHUNK = 500
+
+migrations = Migrations("aggregator")
+
+
+def iso(moment: datetime) -> str:
+    """Aware datetime -> ISO 8601 text in UTC, which sorts and facets as text."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def maybe_iso(moment: datetime | None) -> str | None:
+    return None if moment is None else iso(moment)
+
+
+def from_iso(text: str | None) -> datetime | None:
+    return None if not text else datetime.fromisoformat(text)
+
+
+def _table(db: Database, name: str) -> Table:
+    table = db[name]
+    assert isinstance(table, Table)
+    return table
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    _table(db, "feeds").create(
+        {
+            "id": int, "url": str, "name": str, "tags": str, "position": int, "active": int,
+            "interval_s": float, "current_url": str, "site_url": str, "title": str,
+            "version": str, "etag": str, "last_modified": str, "body_hash": str,
+            "added_at": str, "last_fetch_at": str, "last_status": int,
+            "last_success_at": str, "last_error": str, "last_error_type": str,
+            "error_count": int, "next_fetch_at": str, "gone": int,
+        },
+        pk="id",
+        not_null=["url", "name"],
+        defaults={"active": 1, "error_count": 0, "gone": 0, "tags": "[]"},
+    )  # fmt: skip
+    _table(db, "feeds").create_index(["url"], unique=True)
+    _table(db, "entries").create(
+        {
+            "id": int, "feed_id": int, "guid_key": str, "guid": str, "url": str,
+            "canonical_url": str, "title": str, "summary": str, "author": str, "tags": str,
+            "published": str, "updated": str, "first_seen": str, "changed_at": str,
+            "dated": str,
+        },
+        pk="id",
+        foreign_keys=[("feed_id", "feeds", "id")],
+        not_null=["feed_id", "guid_key", "first_seen", "dated"],
+        defaults={"tags": "[]"},
+    )  # fmt: skip
+    entries = _table(db, "entries")
+    entries.create_index(["feed_id", "guid_key"], unique=True)
+    entries.create_index(["canonical_url"])
+    entries.create_index(["dated"])
+    _table(db, "links").create(
+        {"id": int, "entry_id": int, "url": str, "text": str},
+        pk="id",
+        foreign_keys=[("entry_id", "entries", "id")],
+        not_null=["entry_id", "url"],
+    )
+    _table(db, "links").create_index(["entry_id", "url"], unique=True)
+    _table(db, "links").create_index(["url"])
+    _table(db, "fetches").create(
+        {
+            "id": int, "feed_id": int, "fetched_at": str, "duration_s": float,
+            "status": int, "bytes": int, "outcome": str, "new_entries": int,
+            "updated_entries": int, "error_type": str, "error": str,
+        },
+        pk="id",
+        foreign_keys=[("feed_id", "feeds", "id")],
+    )  # fmt: skip
+    _table(db, "fetches").create_index(["feed_id", "fetched_at"])
+    _table(db, "fetches").create_index(["fetched_at"])
+
+
+def ensure_shape(db: Database) -> None:
+    """Idempotent parts of the schema that sqlite-utils manages: full-text search."""
+    for name, columns in FTS.items():
+        if not _table(db, f"{name}_fts").exists():
+            _table(db, name).enable_fts(columns, create_triggers=True, tokenize="porter")
+
+
+def wrap_errors(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn what the user can fix (locked, full, read-only, corrupt) into StoreError."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.OperationalError as e:
+            raise StoreError(f"database error in {method.__name__}") from e
+        except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.ProgrammingError | sqlite3.IntegrityError):
+                raise
+            raise StoreError(f"database error in {method.__name__}") from e
+
+    return wrapper
+
+
+def guid_key(entry: ParsedEntry) -> str:
+    """What identifies an entry within its feed: its guid, else its link, else its content."""
+    if entry.guid:
+        return entry.guid
+    if entry.link:
+        return "link:" + canonical(entry.link)
+    basis = "\x1f".join(
+        [entry.title or "", maybe_iso(entry.published) or "", (entry.summary or "")[:2000]]
+    )
+    return "hash:" + hashlib.sha256(basis.encode()).hexdigest()
+
+
+def dated(published: datetime | None, first_seen: datetime) -> datetime:
+    """The moment that puts an entry on a digest day: its publication date when believable,
+    else the moment it was first seen."""
+    if published is None or published < OLDEST_BELIEVABLE:
+        return first_seen
+    if published > first_seen + FUTURE_SLACK:
+        return first_seen
+    return published
+
+
+def _entry_values(entry: ParsedEntry) -> dict[str, Any]:
+    return {
+        "guid": entry.guid,
+        "url": entry.link,
+        "canonical_url": canonical(entry.link) if entry.link else None,
+        "title": entry.title,
+        "summary": entry.summary,
+        "author": entry.author,
+        "tags": json.dumps(list(entry.tags), ensure_ascii=False),
+        "published": maybe_iso(entry.published),
+        "updated": maybe_iso(entry.updated),
+    }
+
+
+def _spec_from_row(row: dict[str, Any]) -> FeedSpec:
+    return FeedSpec(
+        url=row["url"],
+        name=row["name"],
+        tags=tuple(json.loads(row["tags"] or "[]")),
+        interval=timedelta(seconds=row["interval_s"] or 3600),
+    )
+
+
+class Store:
+    """One SQLite database in WAL mode. Open with `Store.open(path)`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: str | Path, timeout: float = 10.0) -> Iterator[Store]:
+        store = cls.connect(path, timeout)
+        try:
+            yield store
+        finally:
+            store.close()
+
+    @classmethod
+    def connect(cls, path: str | Path, timeout: float = 10.0) -> Store:
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot open database {path}") from e
+        store = cls(Database(conn))
+        try:
+            store._prepare()
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    @wrap_errors
+    def _prepare(self) -> None:
+        self.db.execute("PRAGMA foreign_keys = ON")
+        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self.db.enable_wal()
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        migrations.apply(self.db)
+        ensure_shape(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @property
+    def path(self) -> str:
+        return str(self.db.execute("PRAGMA database_list").fetchone()[2])
+
+    def rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        cursor = self.db.execute(sql, params)
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    # feeds ---------------------------------------------------------------------------
+
+    @wrap_errors
+    def sync_feeds(self, specs: Sequence[FeedSpec], now: datetime) -> None:
+        """Make the feeds table match feeds.yaml; a feed no longer listed is deactivated,
+        never deleted, so its entries stay."""
+        with self.db.atomic():
+            listed = [spec.url for spec in specs]
+            for position, spec in enumerate(specs):
+                self.db.execute(
+                    """
+                    INSERT INTO feeds (url, name, tags, position, active, interval_s, added_at)
+                    VALUES (?, ?, ?, ?, 1, ?, ?)
+                    ON CONFLICT(url) DO UPDATE SET name = excluded.name, tags = excluded.tags,
+                        position = excluded.position, active = 1,
+                        interval_s = excluded.interval_s
+                    """,
+                    [
+                        spec.url,
+                        spec.name,
+                        json.dumps(list(spec.tags), ensure_ascii=False),
+                        position,
+                        spec.interval.total_seconds(),
+                        iso(now),
+                    ],
+                )
+            placeholders = ",".join("?" * len(listed))
+            self.db.execute(
+                f"UPDATE feeds SET active = 0 WHERE url NOT IN ({placeholders})", listed
+            )
+
+    def _publish_gaps(self) -> dict[int, timedelta]:
+        """Median time between a feed's last 20 dated entries."""
+        gaps: dict[int, timedelta] = {}
+        rows = self.rows(
+            """
+            SELECT feed_id, dated FROM (
+              SELECT feed_id, dated,
+                     row_number() OVER (PARTITION BY feed_id ORDER BY dated DESC) AS n
+              FROM entries)
+            WHERE n <= 20 ORDER BY feed_id, dated
+            """
+        )
+        by_feed: dict[int, list[datetime]] = {}
+        for row in rows:
+            by_feed.setdefault(row["feed_id"], []).append(datetime.fromisoformat(row["dated"]))
+        for feed_id, moments in by_feed.items():
+            deltas = sorted(b - a for a, b in zip(moments, moments[1:], strict=False))
+            if len(deltas) >= 4:
+                gaps[feed_id] = deltas[len(deltas) // 2]
+        return gaps
+
+    @wrap_errors
+    def feed_states(
+        self, specs: Sequence[FeedSpec], now: datetime | None = None
+    ) -> list[FeedState]:
+        """State for each configured feed, in feeds.yaml order; with `now`, only feeds due
+        then (never gone ones)."""
+        rows = {r["url"]: r for r in self.rows("SELECT * FROM feeds")}
+        gaps = self._publish_gaps()
+        states = []
+        for spec in specs:
+            row = rows.get(spec.url)
+            if row is None:
+                states.append(FeedState(spec=spec))
+                continue
+            state = FeedState(
+                spec=spec,
+                url=row["current_url"],
+                etag=row["etag"],
+                last_modified=row["last_modified"],
+                body_hash=row["body_hash"],
+                error_count=row["error_count"] or 0,
+                next_fetch_at=from_iso(row["next_fetch_at"]),
+                last_fetch_at=from_iso(row["last_fetch_at"]),
+                gone=bool(row["gone"]),
+                publish_gap=gaps.get(row["id"]),
+            )
+            if now is not None and (
+                state.gone or (state.next_fetch_at is not None and state.next_fetch_at > now)
+            ):
+                continue
+            states.append(state)
+        return states
+
+    def _feed_id(self, url: str) -> int:
+        row = self.db.execute("SELECT id FROM feeds WHERE url = ?", [url]).fetchone()
+        if row is None:
+            raise StoreError(f"{url}: feed is not in the database; sync feeds first")
+        return int(row[0])
+
+    # applying outcomes ---------------------------------------------------------------
+
+    @wrap_errors
+    def apply(self, outcome: Outcome) -> ApplyResult:
+        """Record one poll: feed state, entries, the fetch log row. All or nothing."""
+        spec = outcome.spec
+        fetch = outcome.fetch
+        now = fetch.fetched_at if fetch else datetime.now(UTC)
+        with self.db.atomic():
+            feed_id = self._feed_id(spec.url)
+            new = updated = 0
+            if outcome.parsed is not None:
+                new, updated = self._upsert_entries(feed_id, outcome.parsed.entries, now)
+            self._update_feed(feed_id, outcome, now)
+            if outcome.error:
+                kind = "error"
+            elif fetch is not None and fetch.not_modified:
+                kind = "not_modified"
+            elif outcome.parsed is None:
+                kind = "unchanged"
+            else:
+                kind = "ok"
+            _table(self.db, "fetches").insert(
+                {
+                    "feed_id": feed_id,
+                    "fetched_at": iso(now),
+                    "duration_s": round(fetch.elapsed_s, 3) if fetch else None,
+                    "status": fetch.status if fetch else None,
+                    "bytes": len(fetch.body) if fetch and fetch.body is not None else None,
+                    "outcome": kind,
+                    "new_entries": new,
+                    "updated_entries": updated,
+                    "error_type": outcome.error.type if outcome.error else None,
+                    "error": outcome.error.message if outcome.error else None,
+                }
+            )
+        return ApplyResult(spec.url, new, updated, outcome.error)
+
+    def _update_feed(self, feed_id: int, outcome: Outcome, now: datetime) -> None:
+        fetch, parsed, error = outcome.fetch, outcome.parsed, outcome.error
+        values: dict[str, Any] = {
+            "last_fetch_at": iso(now),
+            "last_status": fetch.status if fetch else None,
+            "next_fetch_at": iso(outcome.next_fetch_at),
+        }
+        if error is not None:
+            values |= {
+                "last_error": error.message,
+                "last_error_type": error.type,
+                "error_count": outcome.state.error_count + 1,
+                "gone": int(error.status == 410),
+            }
+        else:
+            values |= {
+                "last_error": None,
+                "last_error_type": None,
+                "error_count": 0,
+                "gone": 0,
+                "last_success_at": iso(now),
+                "body_hash": outcome.body_hash,
+            }
+            if fetch is not None and not fetch.not_modified:
+                values["etag"] = fetch.headers.get("etag")
+                values["last_modified"] = fetch.headers.get("last-modified")
+            if fetch is not None and fetch.permanent_url:
+                values["current_url"] = fetch.permanent_url
+        if parsed is not None:
+            values |= {"site_url": parsed.link, "title": parsed.title, "version": parsed.version}
+        _table(self.db, "feeds").update(feed_id, values)
+
+    def _existing(self, feed_id: int, keys: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self.rows(
+                f"SELECT * FROM entries WHERE feed_id = ? AND guid_key IN ({marks})",
+                [feed_id, *chunk],
+            ):
+                found[row["guid_key"]] = row
+        return found
+
+    def _upsert_entries(
+        self, feed_id: int, entries: Iterable[ParsedEntry], now: datetime
+    ) -> tuple[int, int]:
+        """Insert new entries; update changed ones in place. Returns (new, updated)."""
+        batch = {guid_key(e): e for e in entries}  # the last of duplicate guids wins
+        existing = self._existing(feed_id, list(batch))
+        new = updated = 0
+        entries_table = _table(self.db, "entries")
+        for key, entry in batch.items():
+            values = _entry_values(entry)
+            row = existing.get(key)
+            if row is None:
+                values |= {
+                    "feed_id": feed_id,
+                    "guid_key": key,
+                    "first_seen": iso(now),
+                    "changed_at": iso(now),
+                    "dated": iso(dated(entry.published, now)),
+                }
+                entry_id = entries_table.insert(values).last_pk
+                new += 1
+            else:
+                if all(row[k] == v for k, v in values.items()):
+                    continue
+                first_seen = datetime.fromisoformat(row["first_seen"])
+                values |= {
+                    "changed_at": iso(now),
+                    "dated": iso(dated(entry.published, first_seen)),
+                }
+                entry_id = row["id"]
+                entries_table.update(entry_id, values)
+                self.db.execute("DELETE FROM links WHERE entry_id = ?", [entry_id])
+                updated += 1
+            if entry.links:
+                _table(self.db, "links").insert_all(
+                    {"entry_id": entry_id, "url": link.url, "text": link.text}
+                    for link in entry.links
+                )
+        return new, updated
+
+    # queries -------------------------------------------------------------------------
+
+    @wrap_errors
+    def feed_health(self) -> list[dict[str, Any]]:
+        return self.rows(
+            """
+            SELECT feeds.name, feeds.url, feeds.current_url, feeds.active, feeds.gone,
+                   feeds.last_fetch_at, feeds.last_status, feeds.last_success_at,
+                   feeds.last_error, feeds.error_count, feeds.next_fetch_at,
+                   (SELECT count(*) FROM entries WHERE entries.feed_id = feeds.id) AS entries
+            FROM feeds ORDER BY feeds.active DESC, feeds.position, feeds.name
+            """
+        )
+
+    @wrap_errors
+    def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Full-text search on titles and summaries; words are matched literally."""
+        return self.rows(
+            """
+            SELECT entries.id, entries.title, entries.url, entries.published, entries.dated,
+                   feeds.name AS feed,
+                   snippet(entries_fts, 1, '[', ']', '…', 12) AS snippet
+            FROM entries_fts
+            JOIN entries ON entries.id = entries_fts.rowid
+            JOIN feeds ON feeds.id = entries.feed_id
+            WHERE entries_fts MATCH ?
+            ORDER BY rank LIMIT ?
+            """,
+            [self.db.quote_fts(query), limit],
+        )
+
+    @wrap_errors
+    def stats(self) -> dict[str, Any]:
+        one = self.rows(
+            """
+            SELECT (SELECT count(*) FROM feeds WHERE active) AS feeds,
+                   (SELECT count(*) FROM feeds WHERE active AND error_count > 0) AS failing,
+                   (SELECT count(*) FROM entries) AS entries,
+                   (SELECT count(DISTINCT canonical_url) FROM entries) AS stories,
+                   (SELECT count(*) FROM links) AS links,
+                   (SELECT count(*) FROM fetches) AS fetches,
+                   (SELECT min(dated) FROM entries) AS oldest,
+                   (SELECT max(dated) FROM entries) AS newest
+            """
+        )[0]
+        return one
+
+    @wrap_errors
+    def entries_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Entries dated in [start, end), with their feed, for the digest."""
+        return self.rows(
+            f"""
+            SELECT {ENTRY_COLUMNS}
+            FROM entries JOIN feeds ON feeds.id = entries.feed_id
+            WHERE entries.dated >= ? AND entries.dated < ?
+            """,
+            [iso(start), iso(end)],
+        )
+
+    @wrap_errors
+    def entries_for_urls(self, canonical_urls: Iterable[str]) -> list[dict[str, Any]]:
+        """Every sighting of these stories, in any feed, on any day."""
+        urls = list(dict.fromkeys(canonical_urls))
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(urls), CHUNK):
+            chunk = urls[start : start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found += self.rows(
+                f"""
+                SELECT {ENTRY_COLUMNS}
+                FROM entries JOIN feeds ON feeds.id = entries.feed_id
+                WHERE entries.canonical_url IN ({marks})
+                """,
+                chunk,
+            )
+        return found
+
+    @wrap_errors
+    def record_error(self, url: str, error: ErrorInfo, now: datetime) -> None:
+        """Log a failure that happened outside a poll (e.g. a worker crash) for a feed."""
+        with self.db.atomic():
+            feed_id = self._feed_id(url)
+            _table(self.db, "fetches").insert(
+                {
+                    "feed_id": feed_id,
+                    "fetched_at": iso(now),
+                    "outcome": "error",
+                    "error_type": error.type,
+                    "error": error.message,
+                    "new_entries": 0,
+                    "updated_entries": 0,
+                }
+            )
+            self.db.execute(
+                "UPDATE feeds SET last_error = ?, last_error_type = ?, last_fetch_at = ?,"
+                " error_count = error_count + 1 WHERE id = ?",
+                [error.message, error.type, iso(now), feed_id],
+            )
+
+
+ENTRY_COLUMNS = """
+    entries.id, entries.feed_id, entries.title, entries.url, entries.canonical_url,
+    entries.published, entries.dated, entries.first_seen, entries.author, entries.summary,
+    entries.tags, feeds.name AS feed_name, feeds.url AS feed_url, feeds.site_url,
+    feeds.current_url AS feed_current_url, feeds.position AS feed_position,
+    feeds.active AS feed_active
+"""

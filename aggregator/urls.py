@@ -1,0 +1,104 @@
+"""Canonical URLs: one spelling per story, for deduplication. Contains no business logic."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+WEB_SCHEMES = ("http", "https")
+
+# Query parameters that identify a campaign or a click, never a page.
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid",
+        "ttclid", "igshid", "li_fat_id", "mc_cid", "mc_eid", "_hsenc", "_hsmi", "mkt_tok",
+        "oly_anon_id", "oly_enc_id", "vero_id", "vero_conv", "_ga", "_gl", "ck_subscriber_id",
+        "wt_mc", "wt.mc_id", "cmpid", "ncid", "sr_share", "s_cid", "at_medium", "at_campaign",
+    }
+)  # fmt: skip
+TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_")
+
+_UNSAFE = re.compile(r"[\s\[\]<>\"{}|\\^`]")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def is_tracking_param(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES)
+
+
+def _quote_unsafe(text: str) -> str:
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), text)
+
+
+def web_url(url: str | None, base: str | None = None) -> str | None:
+    """`url` made absolute against `base`, if it is http(s); None for anything else."""
+    if not url:
+        return None
+    url = url.strip()
+    if base:
+        try:
+            url = urljoin(base, url)
+        except ValueError:
+            return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in WEB_SCHEMES or not parts.hostname:
+        return None
+    return url
+
+
+def strip_tracking(url: str) -> str:
+    """The URL without tracking parameters, otherwise as written (no added slashes).
+
+    Characters that cannot stand in a URL (spaces, brackets, quotes) are percent-encoded,
+    so the URL can end a `- (TITLE, DATE)[URL]` reference line unambiguously.
+    """
+    parts = urlsplit(url.strip())
+    query = "&".join(
+        pair
+        for pair in parts.query.split("&")
+        if pair and not is_tracking_param(pair.split("=", 1)[0])
+    )
+    netloc = parts.netloc
+    return urlunsplit(
+        (
+            parts.scheme.lower(),
+            netloc,
+            _quote_unsafe(parts.path),
+            _quote_unsafe(query),
+            _quote_unsafe(parts.fragment),
+        )
+    )
+
+
+def canonical(url: str) -> str:
+    """The dedup key of a URL: tracking parameters and fragment removed, scheme and
+    host lowercased, default port dropped. Path and remaining query are kept as written."""
+    parts = urlsplit(strip_tracking(url))
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port and port != _DEFAULT_PORTS.get(parts.scheme):
+        host = f"{host}:{port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+
+
+def host_of(url: str | None) -> str | None:
+    """The host without a leading `www.`, for matching a story to the feed that published it."""
+    if not url:
+        return None
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    host = host.lower()
+    return host[4:] if host.startswith("www.") else host
