@@ -16,11 +16,11 @@ import click
 
 from aggregator import __version__
 from aggregator.config import DIGEST_FORMATS, Settings, config_path, load
+from aggregator.daemon import daemon_alive, run_daemon
 from aggregator.digest import render, select_day, write_atomic, yesterday
 from aggregator.errors import AggregatorError
 from aggregator.fetch import HostLimiter
-from aggregator.models import ApplyResult, FeedState, Outcome
-from aggregator.poll import PollOptions, poll_many
+from aggregator.rounds import poll_round
 from aggregator.store import Store
 
 P = ParamSpec("P")
@@ -80,7 +80,7 @@ def cli(ctx: click.Context, config: str | None, database: str | None, log_level:
     """Aggregate RSS, Atom and JSON feeds into one SQLite file and daily reference lists."""
     logging.basicConfig(
         level=log_level.upper(),
-        format="%(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     ctx.obj = Context(config=config, database=database)
@@ -95,49 +95,28 @@ def _progress(total: int) -> Iterator[Callable[[], None]]:
         yield lambda: None
 
 
-def fetch_all(
-    store: Store, settings: Settings, states: list[FeedState], now: datetime
-) -> Iterator[tuple[Outcome, ApplyResult]]:
-    """Poll `states` concurrently and store each outcome as it arrives."""
-    outcomes = poll_many(
-        states,
-        PollOptions.from_settings(settings),
-        now,
-        workers=settings.workers,
-        limiter=HostLimiter(settings.per_host),
-    )
-    for outcome in outcomes:
-        yield outcome, store.apply(outcome)
-
-
 @cli.command()
 @with_settings
 def fetch(settings: Settings) -> None:
     """Poll every feed in feeds.yaml once, concurrently, and store new entries."""
     now = datetime.now(UTC)
-    counts = {"ok": 0, "not modified": 0, "failed": 0}
-    new = 0
-    failures: list[str] = []
     with Store.open(settings.database) as store:
         store.sync_feeds(settings.feeds, now)
         states = [s for s in store.feed_states(settings.feeds) if not s.gone]
-        skipped = len(settings.feeds) - len(states)
+        gone = len(settings.feeds) - len(states)
         with _progress(len(states)) as advance:
-            for outcome, applied in fetch_all(store, settings, states, now):
-                advance()
-                new += applied.new_entries
-                if outcome.error:
-                    counts["failed"] += 1
-                    failures.append(f"failed: {outcome.spec.name}: {outcome.error.message}")
-                elif outcome.unchanged:
-                    counts["not modified"] += 1
-                else:
-                    counts["ok"] += 1
-    for line in failures:
-        click.echo(line, err=True)
-    summary = ", ".join(f"{n} {label}" for label, n in counts.items())
-    gone = f" ({skipped} gone, not polled)" if skipped else ""
-    click.echo(f"{len(states)} feeds: {summary}; {new} new entries{gone}")
+            summary = poll_round(
+                store,
+                settings,
+                states,
+                now,
+                HostLimiter(settings.per_host),
+                on_outcome=lambda outcome, applied: advance(),
+            )
+    for line in summary.failures:
+        click.echo(f"failed: {line}", err=True)
+    note = f" ({gone} gone, not polled)" if gone else ""
+    click.echo(summary.line() + note)
 
 
 @cli.command()
@@ -208,6 +187,55 @@ def feeds(settings: Settings) -> None:
 
 
 @cli.command()
+@click.pass_obj
+def run(context: Context) -> None:
+    """Run as a daemon: poll each feed on its schedule and write each day's digest.
+
+    SIGHUP (or a change to feeds.yaml) reloads the feeds; SIGTERM and SIGINT stop cleanly.
+    """
+    try:
+        code = run_daemon(config_path(context.config), context.database)
+    except AggregatorError as e:
+        raise click.ClickException(str(e)) from e
+    sys.exit(code)
+
+
+@cli.command()
+@with_settings
+def status(settings: Settings) -> None:
+    """Is the daemon alive, when did it last poll, which feeds fail, what is due next.
+
+    Exits 3 when no daemon is running.
+    """
+    with Store.open(settings.database) as store:
+        daemon = store.daemon_row()
+        feeds = store.feed_health()
+    alive = daemon is not None and daemon_alive(daemon)
+    if daemon is None:
+        click.echo("daemon: never started on this database")
+    elif alive:
+        click.echo(
+            f"daemon: running (PID {daemon['pid']} on {daemon['host']}), "
+            f"since {_when(daemon['started_at'])}, last heartbeat {_when(daemon['beat_at'])}"
+        )
+    else:
+        click.echo(f"daemon: not running (last stopped {_when(daemon['stopped_at'])})")
+    if daemon is not None:
+        click.echo(f"last round: {_when(daemon['last_round_at'])}: {daemon['last_round'] or '-'}")
+        click.echo(f"last digest written: {daemon['last_digest_day'] or 'none yet'}")
+    active = [f for f in feeds if f["active"]]
+    failing = [f for f in active if f["last_error"]]
+    click.echo(f"feeds: {len(active)} active, {len(failing)} failing")
+    for feed in failing:
+        click.echo(f"  FAILING x{feed['error_count']} {feed['name']}: {feed['last_error']}")
+    for feed in active:
+        due = "never (gone)" if feed["gone"] else _when(feed["next_fetch_at"])
+        click.echo(f"  next {due}  {feed['name']}")
+    if not alive:
+        sys.exit(3)
+
+
+@cli.command()
 @with_settings
 def stats(settings: Settings) -> None:
     """Counts of feeds, entries, stories, links and fetches."""
@@ -215,3 +243,15 @@ def stats(settings: Settings) -> None:
         numbers: dict[str, Any] = store.stats()
     for key, value in numbers.items():
         click.echo(f"{key}: {value if value is not None else '-'}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535))
+@with_settings
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Browse, search and query the database in Datasette, with the packaged metadata."""
+    from aggregator.browse import serve as serve_datasette  # Datasette loads only here
+
+    click.echo(f"Serving {settings.database} at http://{host}:{port}/", err=True)
+    serve_datasette(settings.database, host, port)

@@ -79,10 +79,11 @@ def parse_formats(value: Any) -> tuple[str, ...]:
 
 
 def parse_clock(value: Any) -> time:
+    """`"00:15"` or `"00:15:30"` -> time of day."""
     try:
-        hours, minutes = str(value).split(":")
-        return time(int(hours), int(minutes))
-    except ValueError as e:
+        hours, minutes, *seconds = (int(part) for part in str(value).split(":", 2))
+        return time(hours, minutes, seconds[0] if seconds else 0)
+    except (TypeError, ValueError) as e:
         raise ValueError(f"expected a time of day like 00:15, got {value!r}") from e
 
 

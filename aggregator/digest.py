@@ -6,6 +6,7 @@ import csv
 import html
 import io
 import json
+import logging
 import os
 import re
 import tempfile
@@ -20,9 +21,13 @@ from aggregator.errors import ExportError
 from aggregator.html import one_line
 from aggregator.models import DigestEntry
 from aggregator.store import Store, iso
-from aggregator.urls import host_of, strip_tracking
+from aggregator.urls import host_of
+
+log = logging.getLogger(__name__)
 
 UNTITLED = "Untitled"
+# When a digest is exported, other days exported this recently are checked for late arrivals.
+LATE_LOOKBACK = timedelta(days=7)
 EXTENSIONS = {"refs": "refs.md", "markdown": "md", "json": "json", "csv": "csv", "html": "html"}
 REF_LINE = re.compile(
     r"^\s*[-*] \((?P<title>.*), (?P<day>\d{4}-\d{2}-\d{2})\)\[(?P<url>[^\[\]\s]*)\]\s*$"
@@ -37,6 +42,26 @@ class RefLine:
     line_number: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class LateArrival:
+    """A story dated on an exported day that the day's last export did not hold: it
+    usually arrived after that export."""
+
+    entry: DigestEntry
+    first_seen: datetime
+    exported_at: datetime  # the day's last export
+
+
+@dataclass(frozen=True, slots=True)
+class DayDigest:
+    """A day's lines as they are rendered now, and how they differ from its last export."""
+
+    day: date
+    entries: tuple[DigestEntry, ...]
+    late: tuple[LateArrival, ...] = ()  # the lines appended since the last export
+    exported_at: datetime | None = None
+
+
 def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """The calendar day in `tz` as a half-open UTC interval."""
     start = datetime.combine(day, time(0), tz)
@@ -48,7 +73,7 @@ def yesterday(tz: ZoneInfo, now: datetime | None = None) -> date:
     return ((now or datetime.now(UTC)).astimezone(tz) - timedelta(days=1)).date()
 
 
-def _publisher_rank(row: dict[str, Any]) -> tuple[int, str, int]:
+def publisher_rank(row: dict[str, Any]) -> tuple[int, str, int]:
     """Prefer the sighting from the feed whose site hosts the link, then the earliest."""
     link_host = host_of(row["canonical_url"])
     feed_hosts = {host_of(row["site_url"]), host_of(row["feed_url"])}
@@ -63,6 +88,11 @@ def select_day(store: Store, day: date, tz: ZoneInfo) -> tuple[DigestEntry, ...]
     """One entry per story dated on `day`: the same canonical URL from several feeds is one
     story, placed on the day of (and titled by) the sighting from the feed that published it.
     Entries without a web link cannot be cited and are left out."""
+    return tuple(_digest_entry(row, others, tz) for row, others in _stories(store, day, tz))
+
+
+def _stories(store: Store, day: date, tz: ZoneInfo) -> list[tuple[dict[str, Any], tuple[str, ...]]]:
+    """select_day's rows, each with the names of the other feeds that carried its story."""
     start, end = day_bounds(day, tz)
     candidates = [r for r in store.entries_between(start, end) if r["canonical_url"]]
     sightings: dict[str, list[dict[str, Any]]] = {}
@@ -70,12 +100,12 @@ def select_day(store: Store, day: date, tz: ZoneInfo) -> tuple[DigestEntry, ...]
         sightings.setdefault(row["canonical_url"], []).append(row)
     chosen = []
     for group in sightings.values():
-        best = min(group, key=_publisher_rank)
+        best = min(group, key=publisher_rank)
         if iso(start) <= best["dated"] < iso(end):
             others = sorted({r["feed_name"] for r in group} - {best["feed_name"]})
             chosen.append((best, tuple(others)))
     chosen.sort(key=lambda pair: _order(pair[0]))
-    return tuple(_digest_entry(row, others, tz) for row, others in chosen)
+    return chosen
 
 
 def _digest_entry(row: dict[str, Any], also_in: tuple[str, ...], tz: ZoneInfo) -> DigestEntry:
@@ -84,7 +114,7 @@ def _digest_entry(row: dict[str, Any], also_in: tuple[str, ...], tz: ZoneInfo) -
     return DigestEntry(
         entry_id=row["id"],
         title=one_line(row["title"]) or UNTITLED,
-        url=strip_tracking(row["url"]),
+        url=row["url"],
         day=dated.astimezone(tz).date(),
         published=published,
         feed_name=row["feed_name"],
@@ -94,6 +124,48 @@ def _digest_entry(row: dict[str, Any], also_in: tuple[str, ...], tz: ZoneInfo) -
         tags=tuple(json.loads(row["tags"] or "[]")),
         also_in=also_in,
     )
+
+
+def compose_day(store: Store, day: date, tz: ZoneInfo) -> DayDigest:
+    """The day's lines as they are rendered now. A day never exported is select_day. A day
+    exported before keeps the lines of its last export in their order, so re-rendering it is
+    stable and a line once published stays (unless its entry is gone or now dated on another
+    day); stories that export did not hold follow, in select_day order: late arrivals."""
+    fresh = _stories(store, day, tz)
+    last = store.last_digest(day, tz.key)
+    if last is None:
+        return DayDigest(day, tuple(_digest_entry(row, others, tz) for row, others in fresh))
+    exported_at = datetime.fromisoformat(last["generated_at"])
+    start, end = (iso(moment) for moment in day_bounds(day, tz))
+    kept = [
+        row
+        for row in store.digest_rows(last["id"])
+        if row["canonical_url"] and start <= row["dated"] < end
+    ]
+    feeds: dict[str, set[str]] = {}
+    for row in store.entries_for_urls(row["canonical_url"] for row in kept):
+        feeds.setdefault(row["canonical_url"], set()).add(row["feed_name"])
+    entries = [
+        _digest_entry(row, tuple(sorted(feeds[row["canonical_url"]] - {row["feed_name"]})), tz)
+        for row in kept
+    ]
+    held = {row["canonical_url"] for row in kept}
+    late = []
+    for row, others in fresh:
+        if row["canonical_url"] not in held:
+            entry = _digest_entry(row, others, tz)
+            entries.append(entry)
+            late.append(LateArrival(entry, datetime.fromisoformat(row["first_seen"]), exported_at))
+    return DayDigest(day, tuple(entries), tuple(late), exported_at)
+
+
+def late_arrivals(store: Store, tz: ZoneInfo, since: date | None = None) -> list[LateArrival]:
+    """Every story dated on a day exported (since `since`) that the day's last export did not
+    hold, oldest day first."""
+    found: list[LateArrival] = []
+    for day in store.exported_days(tz.key, since):
+        found += compose_day(store, day, tz).late
+    return found
 
 
 # rendering ---------------------------------------------------------------------------
@@ -219,10 +291,59 @@ def write_atomic(path: Path, text: str) -> Path:
     return path
 
 
+def write_digest(
+    store: Store,
+    composed: DayDigest,
+    fmt: str,
+    path: Path,
+    tz: ZoneInfo,
+    now: datetime | None = None,
+) -> Path:
+    """Render and write one digest file atomically, then record what it held (its export)."""
+    written = write_atomic(path, render(composed.entries, composed.day, fmt))
+    store.record_digest(
+        composed.day,
+        fmt,
+        tz.key,
+        now or datetime.now(UTC),
+        str(written.resolve()),
+        [entry.entry_id for entry in composed.entries],
+    )
+    return written
+
+
 def export_digest(
-    store: Store, day: date, tz: ZoneInfo, directory: Path, formats: Iterable[str]
+    store: Store,
+    day: date,
+    tz: ZoneInfo,
+    directory: Path,
+    formats: Iterable[str],
+    now: datetime | None = None,
 ) -> list[Path]:
-    entries = select_day(store, day, tz)
-    return [
-        write_atomic(digest_path(directory, day, fmt), render(entries, day, fmt)) for fmt in formats
+    """Write the day's digest in each format and record the export. Logs the late arrivals it
+    now includes, and those of the week's other exported days that their files still lack."""
+    now = now or datetime.now(UTC)
+    composed = compose_day(store, day, tz)
+    for late in composed.late:
+        log.warning("digest %s: includes a late arrival: %s", day, describe_late(late))
+    paths = [
+        write_digest(store, composed, fmt, digest_path(directory, day, fmt), tz, now)
+        for fmt in formats
     ]
+    for late in late_arrivals(store, tz, since=day - LATE_LOOKBACK):
+        if late.entry.day != day:
+            log.warning(
+                "digest %s: late arrival missing from its exported file, re-export the day to"
+                " include it: %s",
+                late.entry.day,
+                describe_late(late),
+            )
+    return paths
+
+
+def describe_late(late: LateArrival) -> str:
+    entry = late.entry
+    return (
+        f"{entry.feed_name}: {entry.title} <{entry.url}> first seen {iso(late.first_seen)},"
+        f" after the export at {iso(late.exported_at)}"
+    )

@@ -12,6 +12,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from aggregator.errors import FetchError
 from aggregator.models import FetchResult
@@ -64,36 +65,55 @@ def thread_session() -> requests.Session:
     return session
 
 
+def _is_digits(text: str) -> bool:
+    """ASCII 0-9 only: str.isdigit() also accepts "²", which int() rejects."""
+    return text.isascii() and text.isdigit()
+
+
 def retry_after(value: str | None, now: datetime) -> datetime | None:
     """Retry-After as a moment: delta-seconds or an HTTP date; None when absent or garbled."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return now + timedelta(seconds=int(value))
+    if _is_digits(value):
+        try:
+            return now + timedelta(seconds=int(value))
+        except (ValueError, OverflowError):  # past what a datetime can hold
+            return None
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
 
 
-def _read_body(response: requests.Response, url: str, max_bytes: int, deadline_at: float) -> bytes:
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+def _read_body(
+    response: requests.Response, url: str, options: FetchOptions, deadline_at: float
+) -> bytes:
+    max_bytes = options.max_bytes
+    declared = response.headers.get("Content-Length", "").strip()
+    if _is_digits(declared) and int(declared) > max_bytes:
         raise FetchError(url, f"response of {int(declared):,} bytes exceeds the cap of "
                               f"{max_bytes:,} bytes")  # fmt: skip
     chunks: list[bytes] = []
     size = 0
-    # iter_content decompresses, so the cap holds for the body as parsed, not as sent.
-    for chunk in response.iter_content(CHUNK):
+    while True:
+        # read1 returns after a single read from the socket, so a server trickling a byte
+        # at a time cannot hold us past the deadline (read(n) and iter_content(n) wait for
+        # n bytes); each read still waits at most read_timeout. It decompresses, so the
+        # cap holds for the body as parsed, not as sent, and urllib3 decompresses at most
+        # CHUNK bytes at a time, so a gzip bomb stops at the cap.
+        chunk = response.raw.read1(CHUNK, decode_content=True)
+        if not chunk:
+            break
         size += len(chunk)
         if size > max_bytes:
             raise FetchError(url, f"response exceeds the cap of {max_bytes:,} bytes")
         if time.monotonic() > deadline_at:
-            raise FetchError(url, "response took longer than the deadline")
+            raise FetchError(url, f"response took longer than the deadline of "
+                                  f"{options.deadline:g}s")  # fmt: skip
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -148,7 +168,7 @@ def fetch(
                         continue
                     body = None
                     if 200 <= status < 300:
-                        body = _read_body(response, url, options.max_bytes, deadline_at)
+                        body = _read_body(response, url, options, deadline_at)
                     return FetchResult(
                         url=url,
                         final_url=current,
@@ -159,11 +179,17 @@ def fetch(
                         elapsed_s=time.monotonic() - started,
                         permanent_url=current if permanent and current != url else None,
                     )
-        except requests.Timeout as e:
+        # Connecting and reading the headers raise requests' exceptions; reading the body
+        # from response.raw raises urllib3's.
+        except (requests.Timeout, urllib3.exceptions.TimeoutError) as e:
             raise FetchError(url, f"timed out (connect {options.connect_timeout:g}s, "
                                   f"read {options.read_timeout:g}s)") from e  # fmt: skip
         except requests.ConnectionError as e:
             raise FetchError(url, "cannot connect") from e
-        except requests.RequestException as e:
+        except urllib3.exceptions.DecodeError as e:
+            raise FetchError(url, "cannot decompress the response") from e
+        except urllib3.exceptions.ProtocolError as e:
+            raise FetchError(url, "connection broken while reading the response") from e
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
             raise FetchError(url, "request failed") from e
     raise FetchError(url, f"more than {options.max_redirects} redirects")

@@ -23,6 +23,7 @@ _BLOCK = (
 _SPACES = re.compile(r"[^\S\n]+")
 _NEWLINES = re.compile(r"\s*\n\s*")
 _ANY_SPACE = re.compile(r"\s+")
+_SCRIPT = re.compile(r"<\s*script", re.IGNORECASE)
 
 warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
 
@@ -69,14 +70,27 @@ def html_to_text(markup: str | None) -> str | None:
     return soup.get_text()
 
 
+def _visible(text: str, is_html: bool) -> str:
+    """The text a reader sees. Plain text is kept as written, `<b>` and all, unless it spells
+    a script tag: stored text may reach someone's HTML unescaped, so a script never survives,
+    whether the text is plain or HTML escaped twice (`&amp;lt;script&amp;gt;`)."""
+    if is_html:
+        text = html_to_text(text) or ""
+    for _ in range(3):
+        if not _SCRIPT.search(text):
+            return text
+        text = html_to_text(text) or ""
+    return _SCRIPT.sub("script", text)
+
+
 def plain_title(text: str | None, is_html: bool = True) -> str | None:
-    return one_line(html_to_text(text) if is_html else text, TITLE_MAX)
+    return one_line(_visible(text, is_html) if text else None, TITLE_MAX)
 
 
 def plain_summary(text: str | None, is_html: bool = True) -> str | None:
     if text is None:
         return None
-    text = clean_chars((html_to_text(text) if is_html else text) or "")
+    text = clean_chars(_visible(text, is_html) or "")
     text = _NEWLINES.sub("\n", _SPACES.sub(" ", text)).strip()
     return _truncate(text, SUMMARY_MAX) or None
 

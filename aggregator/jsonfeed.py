@@ -37,6 +37,7 @@ class JsonFeedDocument:
     base_url: str  # what relative item URLs resolve against
     version: str
     items: tuple[dict[str, Any], ...]
+    author: str | None = None  # of every item that names none
 
 
 def load(body: bytes, url: str) -> JsonFeedDocument:
@@ -58,11 +59,12 @@ def load(body: bytes, url: str) -> JsonFeedDocument:
         base_url=base,
         version=VERSIONS[document["version"]],
         items=tuple(item for item in items if isinstance(item, dict)),
+        author=authors(document),
     )
 
 
 def authors(item: dict[str, Any]) -> str | None:
-    """1.1 `authors` list or 1.0 `author` object -> "Name, Name"."""
+    """1.1 `authors` list or 1.0 `author` object (of an item or the feed) -> "Name, Name"."""
     people = item.get("authors")
     if not isinstance(people, list):
         people = [item.get("author")]
@@ -71,11 +73,11 @@ def authors(item: dict[str, Any]) -> str | None:
 
 
 def date(value: Any) -> datetime | None:
-    text = _text(value)
-    if text is None:
+    """An RFC 3339 string; a JSON number is not a date (nor an epoch timestamp)."""
+    if not isinstance(value, str) or not value.strip():
         return None
     try:
-        return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
 

@@ -154,3 +154,16 @@ class DigestEntry:
     summary: str | None = None
     tags: tuple[str, ...] = ()
     also_in: tuple[str, ...] = field(default=())  # names of other feeds that carried it
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """One reference in an article, as written, and what the stored entries say of it."""
+
+    line: int
+    url: str  # as written in the article
+    canonical_url: str | None  # None when the URL is not an absolute http(s) URL
+    status: str  # verified, mismatched, unknown or linked (see aggregator.refs)
+    title: str | None = None  # a reference line's title, or a Markdown link's text
+    day: date | None = None  # a reference line's date; Markdown links have none
+    entry_id: int | None = None  # the stored entry it was matched to

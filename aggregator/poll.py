@@ -4,8 +4,9 @@ so it can run in threads, processes or on remote workers."""
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -125,12 +126,21 @@ def poll_many(
     *,
     workers: int,
     limiter: HostLimiter,
+    stop: threading.Event | None = None,
 ) -> Iterator[Outcome]:
-    """Poll feeds concurrently; yield each outcome as it completes, for the single writer."""
+    """Poll feeds concurrently; yield each outcome as it completes, for the single writer.
+
+    Once `stop` is set, nothing new starts and outcomes still in flight are dropped whole.
+    """
     states = list(states)
     if not states:
         return
-    with ThreadPoolExecutor(max_workers=min(workers, len(states))) as pool:
-        futures = [pool.submit(poll, state, options, now, limiter) for state in states]
-        for future in as_completed(futures):
-            yield future.result()
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(states)), thread_name_prefix="poll")
+    pending = {pool.submit(poll, state, options, now, limiter) for state in states}
+    try:
+        while pending and not (stop and stop.is_set()):
+            done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    finally:
+        pool.shutdown(wait=not (stop and stop.is_set()), cancel_futures=True)

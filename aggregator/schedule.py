@@ -11,6 +11,7 @@ from email.utils import parsedate_to_datetime
 
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
+MAX_HINT_S = 365 * 86400  # a hint past a year is noise; callers cap it lower still
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 
 
@@ -25,7 +26,7 @@ def cache_hint(headers: Mapping[str, str], now: datetime) -> timedelta | None:
     """How long the server says the response stays fresh (Cache-Control max-age, Expires)."""
     match = _MAX_AGE.search(headers.get("cache-control", ""))
     if match:
-        return timedelta(seconds=int(match.group(1)))
+        return timedelta(seconds=min(int(match.group(1)), MAX_HINT_S))
     expires = headers.get("expires")
     if expires:
         try:

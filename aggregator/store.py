@@ -8,7 +8,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -18,13 +18,15 @@ from sqlite_utils.db import Table
 from aggregator.errors import StoreError
 from aggregator.models import (
     ApplyResult,
+    Citation,
     ErrorInfo,
     FeedSpec,
     FeedState,
     Outcome,
     ParsedEntry,
 )
-from aggregator.urls import canonical
+from aggregator.urls import canonical, host_of, strip_tracking
+from aggregator.views import VIEWS
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -110,11 +112,68 @@ def m001_initial(db: Database) -> None:
     _table(db, "fetches").create_index(["fetched_at"])
 
 
+@migrations()
+def m002_daemon(db: Database) -> None:
+    """One row describing the running (or last) daemon: the heartbeat `status` reads."""
+    _table(db, "daemon").create(
+        {
+            "id": int, "pid": int, "host": str, "config": str, "started_at": str,
+            "beat_at": str, "stopped_at": str, "last_round_at": str, "last_round": str,
+            "last_digest_day": str, "last_maintenance_at": str,
+        },
+        pk="id",
+    )  # fmt: skip
+
+
+# ON DELETE clauses, which sqlite-utils' create() cannot write, let entry retention (`prune`)
+# delete entries that a digest or an article refers to.
+M003_REFERENCES = (
+    """CREATE TABLE [digests] (
+        [id] INTEGER PRIMARY KEY, [day] TEXT NOT NULL, [format] TEXT NOT NULL,
+        [timezone] TEXT NOT NULL, [generated_at] TEXT NOT NULL, [path] TEXT)""",
+    "CREATE INDEX [idx_digests_day] ON [digests] ([day], [timezone], [generated_at])",
+    """CREATE TABLE [digest_entries] (
+        [digest_id] INTEGER NOT NULL REFERENCES [digests]([id]) ON DELETE CASCADE,
+        [entry_id] INTEGER NOT NULL REFERENCES [entries]([id]) ON DELETE CASCADE,
+        [position] INTEGER NOT NULL, PRIMARY KEY ([digest_id], [position]))""",
+    "CREATE INDEX [idx_digest_entries_entry_id] ON [digest_entries] ([entry_id])",
+    """CREATE TABLE [articles] (
+        [id] INTEGER PRIMARY KEY, [name] TEXT NOT NULL UNIQUE, [path] TEXT,
+        [imported_at] TEXT NOT NULL)""",
+    """CREATE TABLE [citations] (
+        [id] INTEGER PRIMARY KEY,
+        [article_id] INTEGER NOT NULL REFERENCES [articles]([id]) ON DELETE CASCADE,
+        [line] INTEGER NOT NULL, [title] TEXT, [day] TEXT, [url] TEXT NOT NULL,
+        [canonical_url] TEXT,
+        [entry_id] INTEGER REFERENCES [entries]([id]) ON DELETE SET NULL,
+        [status] TEXT NOT NULL)""",
+    "CREATE INDEX [idx_citations_article_id] ON [citations] ([article_id], [line])",
+    "CREATE INDEX [idx_citations_canonical_url] ON [citations] ([canonical_url])",
+    "CREATE INDEX [idx_citations_entry_id] ON [citations] ([entry_id])",
+)
+
+
+@migrations()
+def m003_references(db: Database) -> None:
+    """Digest history (which entries each exported digest held, in order) and the
+    citations of imported articles (issue 4)."""
+    for statement in M003_REFERENCES:
+        db.execute(statement)
+
+
 def ensure_shape(db: Database) -> None:
-    """Idempotent parts of the schema that sqlite-utils manages: full-text search."""
+    """Idempotent parts of the schema: full-text search, and views (recreated, so a new
+    version's definition replaces the old one)."""
     for name, columns in FTS.items():
         if not _table(db, f"{name}_fts").exists():
             _table(db, name).enable_fts(columns, create_triggers=True, tokenize="porter")
+    existing = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'"))
+    for name, sql in VIEWS.items():
+        create = f"CREATE VIEW [{name}] AS {sql.strip()}"
+        if existing.get(name) != create:
+            with db.atomic():
+                db.execute(f"DROP VIEW IF EXISTS [{name}]")
+                db.execute(create)
 
 
 def wrap_errors(method: Callable[P, R]) -> Callable[P, R]:
@@ -159,7 +218,7 @@ def dated(published: datetime | None, first_seen: datetime) -> datetime:
 def _entry_values(entry: ParsedEntry) -> dict[str, Any]:
     return {
         "guid": entry.guid,
-        "url": entry.link,
+        "url": strip_tracking(entry.link) if entry.link else None,
         "canonical_url": canonical(entry.link) if entry.link else None,
         "title": entry.title,
         "summary": entry.summary,
@@ -444,6 +503,80 @@ class Store:
                 )
         return new, updated
 
+    # daemon --------------------------------------------------------------------------
+
+    @wrap_errors
+    def daemon_started(self, pid: int, host: str, config: str, now: datetime) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                """
+                INSERT INTO daemon (id, pid, host, config, started_at, beat_at, stopped_at)
+                VALUES (1, ?, ?, ?, ?, ?, NULL)
+                ON CONFLICT(id) DO UPDATE SET pid = excluded.pid, host = excluded.host,
+                    config = excluded.config, started_at = excluded.started_at,
+                    beat_at = excluded.beat_at, stopped_at = NULL
+                """,
+                [pid, host, config, iso(now), iso(now)],
+            )
+
+    @wrap_errors
+    def daemon_update(self, **values: Any) -> None:
+        """Heartbeat and progress: beat_at, last_round_at, last_round, stopped_at, ..."""
+        with self.db.atomic():
+            _table(self.db, "daemon").update(1, values)
+
+    @wrap_errors
+    def daemon_row(self) -> dict[str, Any] | None:
+        rows = self.rows("SELECT * FROM daemon WHERE id = 1")
+        return rows[0] if rows else None
+
+    @wrap_errors
+    def next_due(self) -> datetime | None:
+        """The earliest next fetch among active feeds that are not gone."""
+        row = self.db.execute(
+            "SELECT min(coalesce(next_fetch_at, '')) FROM feeds WHERE active AND NOT gone"
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return from_iso(row[0]) or datetime.min.replace(tzinfo=UTC)
+
+    @wrap_errors
+    def first_fetch_day(self) -> str | None:
+        row = self.db.execute("SELECT min(fetched_at) FROM fetches").fetchone()
+        return row[0] if row and row[0] else None
+
+    @wrap_errors
+    def prune(self, now: datetime, fetch_log_days: int, entry_days: int | None) -> dict[str, int]:
+        """Retention: old fetch log rows, and (only when configured) old entries."""
+        removed = {"fetches": 0, "entries": 0}
+        with self.db.atomic():
+            cutoff = iso(now - timedelta(days=fetch_log_days))
+            removed["fetches"] = self.db.execute(
+                "DELETE FROM fetches WHERE fetched_at < ?", [cutoff]
+            ).rowcount
+            if entry_days is not None:
+                old = iso(now - timedelta(days=entry_days))
+                self.db.execute(
+                    "DELETE FROM links WHERE entry_id IN (SELECT id FROM entries WHERE dated < ?)",
+                    [old],
+                )
+                removed["entries"] = self.db.execute(
+                    "DELETE FROM entries WHERE dated < ?", [old]
+                ).rowcount
+        return removed
+
+    @wrap_errors
+    def optimize(self) -> None:
+        """PRAGMA optimize and FTS index merge; cheap enough to run daily."""
+        for name in FTS:
+            self.db.execute(f"INSERT INTO [{name}_fts]([{name}_fts]) VALUES ('optimize')")
+        self.db.execute("PRAGMA optimize")
+        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    @wrap_errors
+    def integrity(self) -> str:
+        return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
+
     # queries -------------------------------------------------------------------------
 
     @wrap_errors
@@ -543,6 +676,176 @@ class Store:
                 [error.message, error.type, iso(now), feed_id],
             )
 
+    # references ----------------------------------------------------------------------
+
+    def _citing_sql(self, links_where: str, entries_where: str) -> str:
+        self.db.register_function(host_of, deterministic=True, name="aggregator_host")
+        return CITING.format(links_where=links_where, entries_where=entries_where)
+
+    @wrap_errors
+    def most_cited(
+        self, since: datetime | None, min_feeds: int, limit: int
+    ) -> list[dict[str, Any]]:
+        """The URLs cited by the most distinct feeds in entries dated since `since`: one row
+        per (URL, citing entry), most-cited URL first, each URL's citers oldest first."""
+        where = "entries.dated >= :since" if since is not None else "1"
+        citing = self._citing_sql(where, where)
+        return self.rows(
+            f"""
+            WITH citing AS ({citing}),
+            top AS (
+              SELECT url, count(DISTINCT feed_id) AS feeds, count(DISTINCT entry_id) AS entries,
+                     max(dated) AS last_cited
+              FROM citing GROUP BY url HAVING count(DISTINCT feed_id) >= :min_feeds
+              ORDER BY feeds DESC, entries DESC, last_cited DESC, url LIMIT :limit)
+            SELECT top.url, top.feeds, top.entries, citing.how, citing.text, {CITER_COLUMNS}
+            FROM top JOIN citing ON citing.url = top.url
+            JOIN entries ON entries.id = citing.entry_id JOIN feeds ON feeds.id = entries.feed_id
+            ORDER BY top.feeds DESC, top.entries DESC, top.last_cited DESC, top.url,
+                     entries.dated, entries.id, citing.how
+            """,
+            {"since": maybe_iso(since), "min_feeds": min_feeds, "limit": limit},
+        )
+
+    @wrap_errors
+    def citing(self, canonical_url: str) -> list[dict[str, Any]]:
+        """The entries that cite one URL, by link or by linking out to it, oldest first."""
+        citing = self._citing_sql("links.url = :url", "entries.canonical_url = :url")
+        return self.rows(
+            f"""
+            WITH citing AS ({citing})
+            SELECT citing.url, citing.how, citing.text, {CITER_COLUMNS}
+            FROM citing JOIN entries ON entries.id = citing.entry_id
+            JOIN feeds ON feeds.id = entries.feed_id
+            ORDER BY entries.dated, entries.id, citing.how
+            """,
+            {"url": canonical_url},
+        )
+
+    @wrap_errors
+    def link_counts(self, canonical_urls: Iterable[str]) -> dict[str, int]:
+        """How many entries link to each URL in their HTML."""
+        urls = list(dict.fromkeys(canonical_urls))
+        counts: dict[str, int] = {}
+        for start in range(0, len(urls), CHUNK):
+            chunk = urls[start : start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for url, n in self.db.execute(
+                f"SELECT url, count(DISTINCT entry_id) FROM links WHERE url IN ({marks})"
+                " GROUP BY url",
+                chunk,
+            ).fetchall():
+                counts[url] = int(n)
+        return counts
+
+    @wrap_errors
+    def record_digest(
+        self,
+        day: date,
+        fmt: str,
+        timezone: str,
+        generated_at: datetime,
+        path: str | None,
+        entry_ids: Sequence[int],
+    ) -> int:
+        """Remember an exported digest and the entries it held, in order."""
+        with self.db.atomic():
+            row = {
+                "day": day.isoformat(),
+                "format": fmt,
+                "timezone": timezone,
+                "generated_at": iso(generated_at),
+                "path": path,
+            }
+            digest_id = _table(self.db, "digests").insert(row).last_pk
+            assert digest_id is not None
+            _table(self.db, "digest_entries").insert_all(
+                {"digest_id": digest_id, "entry_id": entry_id, "position": position}
+                for position, entry_id in enumerate(entry_ids, start=1)
+            )
+        return int(digest_id)
+
+    @wrap_errors
+    def last_digest(self, day: date, timezone: str) -> dict[str, Any] | None:
+        """The latest export of a day (any format) made in this time zone."""
+        rows = self.rows(
+            "SELECT * FROM digests WHERE day = ? AND timezone = ?"
+            " ORDER BY generated_at DESC, id DESC LIMIT 1",
+            [day.isoformat(), timezone],
+        )
+        return rows[0] if rows else None
+
+    @wrap_errors
+    def digest_rows(self, digest_id: int) -> list[dict[str, Any]]:
+        """The entries a digest held, in its order (entries deleted since are missing)."""
+        return self.rows(
+            f"""
+            SELECT {ENTRY_COLUMNS}, digest_entries.position
+            FROM digest_entries JOIN entries ON entries.id = digest_entries.entry_id
+            JOIN feeds ON feeds.id = entries.feed_id
+            WHERE digest_entries.digest_id = ? ORDER BY digest_entries.position
+            """,
+            [digest_id],
+        )
+
+    @wrap_errors
+    def exported_days(self, timezone: str, since: date | None = None) -> list[date]:
+        rows = self.db.execute(
+            "SELECT DISTINCT day FROM digests WHERE timezone = ? AND day >= ? ORDER BY day",
+            [timezone, since.isoformat() if since else ""],
+        ).fetchall()
+        return [date.fromisoformat(row[0]) for row in rows]
+
+    @wrap_errors
+    def digests_with(self, canonical_url: str) -> list[dict[str, Any]]:
+        """Every exported digest that held a sighting of this story, oldest day first."""
+        return self.rows(
+            """
+            SELECT digests.id, digests.day, digests.format, digests.timezone,
+                   digests.generated_at, digests.path, digest_entries.position,
+                   entries.id AS entry_id, entries.title, feeds.name AS feed_name
+            FROM digest_entries JOIN digests ON digests.id = digest_entries.digest_id
+            JOIN entries ON entries.id = digest_entries.entry_id
+            JOIN feeds ON feeds.id = entries.feed_id
+            WHERE entries.canonical_url = ?
+            ORDER BY digests.day, digests.generated_at, digests.id
+            """,
+            [canonical_url],
+        )
+
+    @wrap_errors
+    def import_article(
+        self, name: str, path: str | None, now: datetime, citations: Iterable[Citation]
+    ) -> int:
+        """Record an article's citations; importing the same name again replaces them."""
+        with self.db.atomic():
+            self.db.execute(
+                """
+                INSERT INTO articles (name, path, imported_at) VALUES (?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET path = excluded.path,
+                    imported_at = excluded.imported_at
+                """,
+                [name, path, iso(now)],
+            )
+            article_id = int(
+                self.db.execute("SELECT id FROM articles WHERE name = ?", [name]).fetchone()[0]
+            )
+            self.db.execute("DELETE FROM citations WHERE article_id = ?", [article_id])
+            _table(self.db, "citations").insert_all(
+                {
+                    "article_id": article_id,
+                    "line": c.line,
+                    "title": c.title,
+                    "day": c.day.isoformat() if c.day else None,
+                    "url": c.url,
+                    "canonical_url": c.canonical_url,
+                    "entry_id": c.entry_id,
+                    "status": c.status,
+                }
+                for c in citations
+            )
+        return article_id
+
 
 ENTRY_COLUMNS = """
     entries.id, entries.feed_id, entries.title, entries.url, entries.canonical_url,
@@ -550,4 +853,27 @@ ENTRY_COLUMNS = """
     entries.tags, feeds.name AS feed_name, feeds.url AS feed_url, feeds.site_url,
     feeds.current_url AS feed_current_url, feeds.position AS feed_position,
     feeds.active AS feed_active
+"""
+
+
+# Who cites what. An entry cites each URL its HTML links to, except its own; and an entry
+# whose link points off its feed's own site (an aggregator linking out, as Hacker News does)
+# cites the story it links to. `aggregator_host` is urls.host_of, registered on the connection.
+CITING = """
+    SELECT links.url AS url, entries.id AS entry_id, entries.feed_id AS feed_id,
+           entries.dated AS dated, 'link' AS how, links.text AS text
+    FROM links JOIN entries ON entries.id = links.entry_id
+    WHERE links.url IS NOT entries.canonical_url AND {links_where}
+    UNION ALL
+    SELECT entries.canonical_url, entries.id, entries.feed_id, entries.dated, 'story', NULL
+    FROM entries JOIN feeds ON feeds.id = entries.feed_id
+    WHERE entries.canonical_url IS NOT NULL AND {entries_where}
+      AND aggregator_host(entries.canonical_url) NOT IN (
+          coalesce(aggregator_host(feeds.site_url), ''),
+          coalesce(aggregator_host(feeds.url), ''),
+          coalesce(aggregator_host(feeds.current_url), ''))
+"""
+CITER_COLUMNS = """
+    entries.id AS entry_id, entries.title, entries.url AS entry_url, entries.dated,
+    feeds.name AS feed_name
 """

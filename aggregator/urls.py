@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 WEB_SCHEMES = ("http", "https")
@@ -20,6 +21,8 @@ TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_")
 
 _UNSAFE = re.compile(r"[\s\[\]<>\"{}|\\^`]")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_SCHEME = re.compile(r"([a-z][a-z0-9+.-]*):", re.IGNORECASE)
+_INVISIBLE = re.compile(r"[\x00-\x20\x7f]+")
 
 
 def is_tracking_param(name: str) -> bool:
@@ -31,11 +34,20 @@ def _quote_unsafe(text: str) -> str:
     return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), text)
 
 
+def _hidden_scheme(url: str) -> str | None:
+    """The scheme a browser would find once HTML entities are decoded and blanks dropped:
+    `&#106;avascript:` and `java\tscript:` are javascript: links, not relative paths."""
+    match = _SCHEME.match(_INVISIBLE.sub("", unescape(url)))
+    return match.group(1).lower() if match else None
+
+
 def web_url(url: str | None, base: str | None = None) -> str | None:
     """`url` made absolute against `base`, if it is http(s); None for anything else."""
     if not url:
         return None
     url = url.strip()
+    if _hidden_scheme(url) not in (None, *WEB_SCHEMES):
+        return None
     if base:
         try:
             url = urljoin(base, url)

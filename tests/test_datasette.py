@@ -1,0 +1,498 @@
+"""Our metadata.yml on a real database built by the real pipeline, in real Datasette.
+
+One database per module: the e2e feeds (plus one that fails) served on loopback and
+fetched with `aggregator fetch`. Datasette runs in-process with the packaged metadata
+file as it is, through `datasette serve --get`, and as `aggregator serve` in a
+subprocess that headless Chromium looks at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from datasette.app import Datasette
+from datasette.cli import cli as datasette_cli
+from pytest_httpserver import HTTPServer
+
+from aggregator import browse
+from aggregator.cli import cli
+from aggregator.store import Store
+from aggregator.views import VIEWS
+from tests.conftest import DATA
+
+E2E = DATA / "e2e"
+DAY = "2026-04-20"
+FEEDS = (
+    ("TechCrunch", "/feed/techcrunch", "techcrunch.rss", "application/rss+xml; charset=UTF-8"),
+    ("The Register", "/headlines.atom", "theregister.atom", "application/atom+xml"),
+    ("Hacker News", "/rss", "hackernews.rss", "application/rss+xml"),
+)
+REGISTER_STORY = "https://www.theregister.com/2026/04/20/inflation_ai_quota/"
+SEED_STORY = (
+    "https://techcrunch.com/2026/04/19/investors-say-seed-rounds-are-getting-bigger-and-weirder/"
+)
+CHROMIUM = "/usr/bin/chromium"
+
+
+@dataclass(frozen=True)
+class Built:
+    config: Path
+    db: Path
+    work: Path
+
+
+def run_cli(config: Path, *args: str) -> str:
+    result = CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    """feeds.yaml -> loopback server -> `aggregator fetch` -> tmp/aggregator.db."""
+    work = tmp_path_factory.mktemp("datasette")
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    try:
+        feeds = []
+        for name, path, file, content_type in FEEDS:
+            body = (E2E / file).read_bytes()
+            server.expect_request(path).respond_with_data(body, content_type=content_type)
+            feeds.append({"url": server.url_for(path), "name": name, "tags": ["tech"]})
+        server.expect_request("/missing").respond_with_data("gone fishing", status=404)
+        feeds.append({"url": server.url_for("/missing"), "name": "Missing", "tags": ["misc"]})
+        config = work / "feeds.yaml"
+        settings = {"database": str(work / "aggregator.db"), "digest_dir": str(work / "d")}
+        config.write_text(yaml.safe_dump({"settings": settings, "feeds": feeds}))
+        result = CliRunner().invoke(cli, ["--config", str(config), "fetch"])
+        assert "4 feeds: 3 ok, 0 not modified, 1 failed; 15 new entries" in result.output
+    finally:
+        server.stop()
+    yield Built(config, work / "aggregator.db", work)
+
+
+def packaged_metadata() -> dict[str, Any]:
+    """The file `datasette -m` reads, as it is (no renaming)."""
+    loaded: dict[str, Any] = yaml.safe_load(browse.metadata_path().read_text(encoding="utf-8"))
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def ds(built: Built) -> Iterator[Any]:
+    instance = Datasette([str(built.db)], metadata=packaged_metadata())
+    yield instance
+    for database in instance.databases.values():
+        database.close()
+
+
+def get(ds: Any, path: str) -> Any:
+    response = asyncio.run(ds.client.get(path))
+    assert response.status_code == 200, (path, response.text[:500])
+    return response
+
+
+def rows(ds: Any, path: str) -> list[dict[str, Any]]:
+    sep = "&" if "?" in path else "?"
+    found: list[dict[str, Any]] = get(ds, f"{path}{sep}_shape=array").json()
+    return found
+
+
+def db_rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def user_tables(db: Path) -> dict[str, list[str]]:
+    """Every table and view a user sees in Datasette, with its columns."""
+    names = db_rows(
+        db,
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+        " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'entries_fts%'"
+        " AND name != '_sqlite_migrations' ORDER BY name",
+    )
+    return {n: [c[1] for c in db_rows(db, f"PRAGMA table_info([{n}])")] for (n,) in names}
+
+
+# metadata ----------------------------------------------------------------------------
+
+
+def test_metadata_describes_every_table_view_and_column(built: Built) -> None:
+    meta = packaged_metadata()
+    database = meta["databases"]["aggregator"]
+    assert meta["title"] and meta["description"]
+    assert database["title"] and database["description"]
+    tables = user_tables(built.db)
+    assert set(VIEWS) <= set(tables)
+    for name, columns in tables.items():
+        described = database["tables"].get(name)
+        assert described, f"{name} has no metadata"
+        assert described["title"] and described["description"], name
+        assert set(described["columns"]) == set(columns), name
+        assert all(described["columns"].values()), name
+
+
+def test_database_page_lists_tables_views_and_queries(ds: Any) -> None:
+    data = get(ds, "/aggregator.json").json()
+    visible = {t["name"] for t in data["tables"] if not t["hidden"]}
+    assert {"feeds", "entries", "links", "fetches"} <= visible
+    assert "entries_fts" not in visible and "_sqlite_migrations" not in visible
+    assert set(VIEWS) <= {v["name"] for v in data["views"]}
+    assert {q["name"] for q in data["queries"]} == {
+        "digest", "most_cited_today", "most_cited_week", "feed_health", "entries_per_day",
+        "search",
+    }  # fmt: skip
+    page = get(ds, "/aggregator").text
+    assert "Feeds and entries" in page and "Digest for a day" in page
+
+
+@pytest.mark.parametrize(
+    "table",
+    ["feeds", "entries", "links", "fetches", "sightings", "mentions", "digests",
+     "digest_entries", "articles", "citations", "daemon"],
+)  # fmt: skip
+def test_table_json_has_every_row(ds: Any, built: Built, table: str) -> None:
+    data = get(ds, f"/aggregator/{table}.json?_size=max").json()
+    (count,) = db_rows(built.db, f"SELECT count(*) FROM [{table}]")[0]
+    assert len(data["rows"]) == data["filtered_table_rows_count"] == count
+    html_page = get(ds, f"/aggregator/{table}").text
+    title = packaged_metadata()["databases"]["aggregator"]["tables"][table]["title"]
+    assert html.escape(title) in html_page
+
+
+def test_entries_newest_first_labelled_with_their_feed(ds: Any) -> None:
+    found = rows(ds, "/aggregator/entries.json?_labels=on&_size=max")
+    assert len(found) == 15
+    dated = [r["dated"] for r in found]
+    assert dated == sorted(dated, reverse=True)
+    assert found[0]["feed_id"] == {"value": 2, "label": "The Register"}
+    page = get(ds, "/aggregator/entries").text
+    assert 'name="_search"' in page and "sorted by dated descending" in page
+    assert "The moment that puts the entry on a digest day" in page  # column descriptions
+
+
+def test_fetches_newest_first(ds: Any) -> None:
+    fetched = [r["fetched_at"] for r in rows(ds, "/aggregator/fetches.json")]
+    assert len(fetched) == 4 and fetched == sorted(fetched, reverse=True)
+
+
+def test_search_box_searches_titles_and_summaries(ds: Any) -> None:
+    found = rows(ds, "/aggregator/entries.json?_search=quota&_labels=on")
+    assert sorted(r["feed_id"]["label"] for r in found) == ["Hacker News", "The Register"]
+    assert all("quota inflation" in r["title"] for r in found)
+    assert [r["title"] for r in rows(ds, "/aggregator/entries.json?_search=boot+loops")] == [
+        "Vendor patches the patch that patched last week’s patch"  # a word of the summary
+    ]
+    assert rows(ds, "/aggregator/entries.json?_search=nosuchwordanywhere") == []
+
+
+def facet(data: dict[str, Any], name: str) -> dict[Any, int]:
+    return {r["label"]: r["count"] for r in data["facet_results"][name]["results"]}
+
+
+def test_facets(ds: Any) -> None:
+    entries = get(ds, "/aggregator/entries.json?_size=0").json()
+    assert facet(entries, "feed_id") == {"Hacker News": 7, "TechCrunch": 5, "The Register": 3}
+    assert facet(entries, "tags")["AI"] == 3
+    assert facet(entries, "dated") == {"2026-04-21": 3, "2026-04-20": 9, "2026-04-19": 3}
+    fetches = get(ds, "/aggregator/fetches.json?_size=0").json()
+    assert facet(fetches, "outcome") == {"ok": 3, "error": 1}
+    assert facet(fetches, "feed_id")["Missing"] == 1
+    feeds = get(ds, "/aggregator/feeds.json?_size=0").json()
+    assert facet(feeds, "tags") == {"tech": 3, "misc": 1}
+    selected = rows(ds, "/aggregator/entries.json?_facet_array=tags&tags__arraycontains=Google")
+    assert [r["id"] for r in selected] == [3]
+
+
+# canned queries ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("day", ["2026-04-19", DAY, "2026-04-21", "2026-05-01"])
+def test_digest_query_is_the_cli_digest(ds: Any, built: Built, day: str) -> None:
+    cli_lines = run_cli(built.config, "digest", "--date", day).splitlines()
+    found = rows(ds, f"/aggregator/digest.json?day={day}")
+    assert [r["line"] for r in found] == cli_lines
+    if day == DAY:
+        expected = (E2E / "expected-2026-04-20.refs").read_text(encoding="utf-8")
+        assert "".join(r["line"] + "\n" for r in found) == expected
+        register = next(r for r in found if r["url"] == REGISTER_STORY)
+        assert register["feed"] == "The Register" and register["also_in"] == "Hacker News"
+        assert {r["date"] for r in found} == {DAY}
+
+
+def test_digest_query_defaults_to_yesterday_and_ignores_bad_days(ds: Any) -> None:
+    assert get(ds, "/aggregator/digest.json").json()["rows"] == []
+    assert rows(ds, "/aggregator/digest.json?day=not-a-day") == []
+
+
+def test_most_cited_today(ds: Any) -> None:
+    found = rows(ds, "/aggregator/most_cited_today.json?until=2026-04-21")
+    assert found[0] == {
+        "url": REGISTER_STORY,
+        "feeds": 2,
+        "cited_by": "Hacker News, The Register",
+        "mentions": 2,
+        "last_cited": "2026-04-20T15:40:22+00:00",
+    }
+    assert all(r["feeds"] == 1 for r in found[1:])
+    by_url = {r["url"]: r for r in found}
+    # entries of the 21st and the 19th are outside the 24 hours, a link to the 19th is not
+    assert "https://pitchbook.com/" not in by_url and not any("/04/21/" in u for u in by_url)
+    assert by_url[SEED_STORY]["mentions"] == 1
+    assert get(ds, "/aggregator/most_cited_today.json").json()["ok"]  # blank: until now
+
+
+def test_most_cited_week(ds: Any) -> None:
+    found = rows(ds, "/aggregator/most_cited_week.json?until=2026-04-22")
+    assert found[0]["url"] == REGISTER_STORY and found[0]["feeds"] == 2
+    # linked from one TechCrunch story and published by TechCrunch: two mentions, one feed
+    assert found[1] == {**found[1], "url": SEED_STORY, "feeds": 1, "mentions": 2}
+    urls = {r["url"] for r in found}
+    assert "https://pitchbook.com/" in urls  # an outbound link of a 21 April entry
+    assert rows(ds, "/aggregator/most_cited_week.json?until=2026-04-01") == []
+
+
+def test_feed_health_lists_failing_feeds_first(ds: Any) -> None:
+    found = rows(ds, "/aggregator/feed_health.json")
+    assert [r["name"] for r in found] == ["Missing", "TechCrunch", "The Register", "Hacker News"]
+    missing = found[0]
+    assert missing["state"] == "failing" and missing["error_count"] == 1
+    assert "HTTP 404" in missing["error"] and missing["last_success_at"] is None
+    assert missing["last_fetch_at"] and missing["next_fetch_at"]
+    assert all(r["state"] == "ok" and r["error"] is None for r in found[1:])
+    assert [r["entries"] for r in found] == [0, 5, 3, 7]
+
+
+def test_entries_per_day(ds: Any) -> None:
+    found = rows(ds, "/aggregator/entries_per_day.json")
+    assert [(r["day"], r["feed"], r["entries"]) for r in found] == [
+        ("2026-04-21", "TechCrunch", 2),
+        ("2026-04-21", "The Register", 1),
+        ("2026-04-20", "TechCrunch", 2),
+        ("2026-04-20", "The Register", 1),
+        ("2026-04-20", "Hacker News", 6),
+        ("2026-04-19", "TechCrunch", 1),
+        ("2026-04-19", "The Register", 1),
+        ("2026-04-19", "Hacker News", 1),
+    ]
+
+
+def test_search_query_highlights_snippets(ds: Any) -> None:
+    found = rows(ds, "/aggregator/search.json?q=quota+inflation")
+    assert sorted(r["feed"] for r in found) == ["Hacker News", "The Register"]
+    assert all("[quota] [inflation]" in r["snippet"] for r in found)
+    summary_hit = rows(ds, "/aggregator/search.json?q=boot+loops")
+    assert [r["title"] for r in summary_hit] == [
+        "Vendor patches the patch that patched last week’s patch"
+    ]
+    assert "[boot] [loops]" in summary_hit[0]["snippet"]
+    # words are matched literally: FTS syntax and stray quotes are not errors
+    assert rows(ds, "/aggregator/search.json?q=") == []
+    assert rows(ds, '/aggregator/search.json?q=%22quota+AND+NEAR(') == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["digest?day=2026-04-20", "most_cited_today?until=2026-04-21", "most_cited_week",
+     "feed_health", "entries_per_day", "search?q=quota"],
+)  # fmt: skip
+def test_canned_query_pages_render(ds: Any, path: str) -> None:
+    name = path.split("?")[0]
+    page = get(ds, f"/aggregator/{path}").text
+    title = packaged_metadata()["databases"]["aggregator"]["queries"][name]["title"]
+    assert html.escape(title) in page
+
+
+def test_metadata_follows_a_database_with_another_name(built: Built, tmp_path: Path) -> None:
+    other = tmp_path / "news.db"
+    with sqlite3.connect(built.db) as source, sqlite3.connect(other) as target:
+        source.backup(target)
+    instance = browse.datasette(other)
+    try:
+        found = rows(instance, f"/news/digest.json?day={DAY}")
+        assert len(found) == 8
+        assert "Feeds and entries" in get(instance, "/news").text
+    finally:
+        for database in instance.databases.values():
+            database.close()
+
+
+# plain datasette, and WAL ------------------------------------------------------------
+
+
+def test_plain_datasette_serve_get(built: Built) -> None:
+    result = CliRunner().invoke(
+        datasette_cli,
+        ["serve", str(built.db), "-m", str(browse.metadata_path()),
+         "--get", f"/aggregator/digest.json?day={DAY}&_shape=array"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [r["line"] for r in json.loads(result.output)]
+    assert "".join(line + "\n" for line in lines) == (E2E / "expected-2026-04-20.refs").read_text(
+        encoding="utf-8"
+    )
+
+
+def test_readers_are_never_locked_out_by_a_writer(built: Built, tmp_path: Path) -> None:
+    path = tmp_path / "aggregator.db"
+    with sqlite3.connect(built.db) as source, sqlite3.connect(path) as target:
+        source.backup(target)
+    writer = Store.connect(path, timeout=5)
+    instance = Datasette([str(path)], metadata=packaged_metadata())
+    insert = "INSERT INTO fetches (feed_id, fetched_at, outcome) VALUES (1, ?, 'ok')"
+    try:
+        # 1. a write transaction held open: readers go on, and see the last commit
+        writer.db.execute("BEGIN IMMEDIATE")
+        writer.db.execute(insert, ["2030-01-01T00:00:00+00:00"])
+        assert len(rows(instance, f"/aggregator/digest.json?day={DAY}")) == 8
+        assert len(rows(instance, "/aggregator/fetches.json")) == 4
+        writer.db.conn.commit()
+        assert len(rows(instance, "/aggregator/fetches.json")) == 5
+
+        # 2. a writer committing in a loop (with checkpoints) while readers query
+        stop = threading.Event()
+        written = [0]
+
+        def write_loop() -> None:
+            while not stop.is_set():
+                with writer.db.conn:
+                    writer.db.execute(insert, ["2030-01-02T00:00:00+00:00"])
+                    writer.db.execute("UPDATE feeds SET last_fetch_at = ? WHERE id = 1", ["x"])
+                written[0] += 1
+                if written[0] % 50 == 0:
+                    writer.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+        thread = threading.Thread(target=write_loop, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 2.0
+            reads = 0
+            while time.monotonic() < deadline:
+                assert len(rows(instance, f"/aggregator/digest.json?day={DAY}")) == 8
+                data = get(instance, "/aggregator/fetches.json?_size=1").json()
+                assert data["filtered_table_rows_count"] >= 5
+                reads += 1
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+        assert not thread.is_alive()
+        assert reads >= 5 and written[0] >= 5, (reads, written[0])
+        final = get(instance, "/aggregator/fetches.json?_size=1").json()
+        assert final["filtered_table_rows_count"] == 5 + written[0]
+    finally:
+        writer.close()
+        for database in instance.databases.values():
+            database.close()
+
+
+# `aggregator serve` and a browser ----------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
+        return response.status, response.read().decode("utf-8")
+
+
+def wait_until_responds(url: str, process: subprocess.Popen[bytes], within: float = 20) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}")
+        try:
+            http_get(url, timeout=1)
+            return
+        except (OSError, urllib.error.URLError):
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not respond within {within}s")
+
+
+@pytest.fixture(scope="module")
+def served(built: Built) -> Iterator[str]:
+    """`aggregator serve` in a subprocess on 127.0.0.1; killed by its PID afterwards."""
+    port = free_port()
+    log = (built.work / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "--config", str(built.config),
+         "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=built.work,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_responds(f"{base}/-/versions.json", process)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+
+
+def test_aggregator_serve_over_http(served: str) -> None:
+    status, body = http_get(f"{served}/aggregator/digest.json?day={DAY}&_shape=array")
+    assert status == 200
+    expected = (E2E / "expected-2026-04-20.refs").read_text(encoding="utf-8").splitlines()
+    assert [r["line"] for r in json.loads(body)] == expected
+    status, page = http_get(f"{served}/aggregator/entries?_search=quota")
+    assert status == 200 and "AI quota inflation is no token effort" in page
+    status, meta = http_get(f"{served}/-/metadata.json")
+    assert json.loads(meta)["title"] == "Feed aggregator"
+
+
+def chromium(profile: Path, *args: str, timeout: float = 45) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium with its own throwaway profile, no network of its own."""
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={profile}", *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def test_digest_page_in_headless_chromium(served: str, built: Built) -> None:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium package")
+        pytest.skip(f"{CHROMIUM} is not installed (CI installs it)")
+    url = f"{served}/aggregator/digest?day={DAY}"
+    profile = built.work / "chromium-profile"
+    png = built.work / "digest.png"
+    shot = chromium(profile, f"--screenshot={png}", "--window-size=1280,2000", url)
+    assert png.exists(), shot.stderr[-2000:]
+    data = png.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 20_000
+    dom = chromium(profile, "--dump-dom", url).stdout
+    titles = [
+        line[3 : line.rindex(", 20")]
+        for line in (E2E / "expected-2026-04-20.refs").read_text(encoding="utf-8").splitlines()
+    ]
+    assert len(titles) == 8
+    for title in titles:
+        assert html.escape(title, quote=False) in dom, title
+    assert "Digest for a day" in dom
