@@ -15,9 +15,17 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import click
 
 from aggregator import __version__
+from aggregator import refs as references
 from aggregator.config import DIGEST_FORMATS, Settings, config_path, load
 from aggregator.daemon import daemon_alive, run_daemon
-from aggregator.digest import render, select_day, write_atomic, yesterday
+from aggregator.digest import (
+    compose_day,
+    describe_late,
+    late_arrivals,
+    render,
+    write_digest,
+    yesterday,
+)
 from aggregator.errors import AggregatorError
 from aggregator.fetch import HostLimiter
 from aggregator.rounds import poll_round
@@ -131,14 +139,19 @@ def fetch(settings: Settings) -> None:
 )
 @with_settings
 def digest(settings: Settings, day: datetime | None, fmt: str, output: Path | None) -> None:
-    """Print (or write) one day's reference list: one line per story."""
+    """Print (or write) one day's reference list: one line per story. Writing a file records
+    the export; a day exported before keeps its order, late arrivals are appended."""
     chosen: date = day.date() if day else yesterday(settings.tz)
     with Store.open(settings.database) as store:
-        text = render(select_day(store, chosen, settings.tz), chosen, fmt)
+        composed = compose_day(store, chosen, settings.tz)
+        if output is not None:
+            output = write_digest(store, composed, fmt, output, settings.tz)
+    for late in composed.late:
+        click.echo(f"late arrival appended: {describe_late(late)}", err=True)
     if output is None:
-        click.echo(text, nl=False)
+        click.echo(render(composed.entries, chosen, fmt), nl=False)
     else:
-        click.echo(write_atomic(output, text))
+        click.echo(output)
 
 
 @cli.command()
@@ -247,7 +260,7 @@ def stats(settings: Settings) -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535))
 @with_settings
 def serve(settings: Settings, host: str, port: int) -> None:
     """Browse, search and query the database in Datasette, with the packaged metadata."""
@@ -255,3 +268,128 @@ def serve(settings: Settings, host: str, port: int) -> None:
 
     click.echo(f"Serving {settings.database} at http://{host}:{port}/", err=True)
     serve_datasette(settings.database, host, port)
+
+
+# references ----------------------------------------------------------------------------
+
+
+@cli.group()
+def refs() -> None:
+    """Reference tracking: who cites what, digest history, checking an article."""
+
+
+SINCE_HELP = "A duration before now (7d, 12h), a date (2026-04-01) or all."
+
+
+def _since(text: str, settings: Settings) -> datetime | None:
+    try:
+        return references.since_moment(text, datetime.now(UTC), settings.tz)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="'--since'") from e
+
+
+def _read_article(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise click.ClickException(f"{path}: cannot read the article: {e}") from e
+
+
+ARTICLE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@refs.command("top")
+@click.option("--since", default="7d", show_default=True, help=SINCE_HELP)
+@click.option("--min-feeds", default=2, show_default=True, type=click.IntRange(1))
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@with_settings
+def refs_top(settings: Settings, since: str, min_feeds: int, limit: int) -> None:
+    """URLs cited by the most distinct feeds, with who cited them and when."""
+    moment = _since(since, settings)
+    with Store.open(settings.database) as store:
+        found = references.most_cited(store, moment, min_feeds, limit)
+    for cited in found:
+        click.echo("\n".join(references.cited_report(cited, settings.tz)))
+    if not found:
+        click.echo(f"no URL cited by {min_feeds} or more feeds (since: {since})", err=True)
+
+
+@refs.command("who")
+@click.argument("url")
+@with_settings
+def refs_who(settings: Settings, url: str) -> None:
+    """Entries that cite URL, matched by canonical URL (tracking parameters don't matter)."""
+    with Store.open(settings.database) as store:
+        cited = references.who_cites(store, url)
+    if cited.citers:
+        click.echo("\n".join(references.cited_report(cited, settings.tz)))
+    else:
+        click.echo(f"no entry cites {cited.url}", err=True)
+
+
+@refs.command("digests")
+@click.argument("url")
+@with_settings
+def refs_digests(settings: Settings, url: str) -> None:
+    """Exported digests that held the story at URL, with its line in each."""
+    with Store.open(settings.database) as store:
+        found = references.appearances(store, url)
+    for appearance in found:
+        click.echo(references.appearance_line(appearance, settings.tz))
+    if not found:
+        click.echo(f"{url} was in no exported digest", err=True)
+
+
+@refs.command("late")
+@click.option("--since", default="30d", show_default=True, help=SINCE_HELP)
+@with_settings
+def refs_late(settings: Settings, since: str) -> None:
+    """Stories dated on an exported day that its last export did not hold."""
+    moment = _since(since, settings)
+    first_day = moment.astimezone(settings.tz).date() if moment else None
+    with Store.open(settings.database) as store:
+        found = late_arrivals(store, settings.tz, first_day)
+    for late in found:
+        click.echo("\n".join(references.late_report(late, settings.tz)))
+    if found:
+        days = sorted({late.entry.day.isoformat() for late in found})
+        click.echo(
+            f"{len(found)} late arrival(s) on {', '.join(days)}; export a day again to include"
+            f" them: aggregator digest --date {days[0]} --output FILE",
+            err=True,
+        )
+    else:
+        click.echo("no late arrivals", err=True)
+
+
+@refs.command("check")
+@click.argument("article", type=ARTICLE)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@with_settings
+def refs_check(settings: Settings, article: Path, as_json: bool) -> None:
+    """Check an article's references against the stored entries. Exits 1 when any is
+    unknown or mismatched."""
+    text = _read_article(article)
+    with Store.open(settings.database) as store:
+        checked = references.check_article(store, text, settings.tz)
+    if as_json:
+        click.echo(references.check_json(str(article), checked))
+    else:
+        click.echo("\n".join(references.check_report(checked)))
+    if any(c.failed for c in checked):
+        click.get_current_context().exit(1)
+
+
+@refs.command("import")
+@click.argument("article", type=ARTICLE)
+@click.option("--name", help="Name to record it under (default: the file name); again replaces.")
+@with_settings
+def refs_import(settings: Settings, article: Path, name: str | None) -> None:
+    """Record an article's citations (tables articles, citations) for Datasette."""
+    text = _read_article(article)
+    name = name or article.stem
+    with Store.open(settings.database) as store:
+        checked = references.import_article(
+            store, name, str(article.resolve()), text, settings.tz, datetime.now(UTC)
+        )
+    click.echo(f"{name}: recorded {references.summary_line(checked)}")

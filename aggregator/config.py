@@ -118,7 +118,7 @@ SETTINGS = (
     Setting("digest_dir", "data/digests", "Where digest files are written.", parse_str),
     Setting("timezone", "UTC", "Time zone whose calendar days make digests.", parse_timezone),
     Setting("interval", "60m", "Default time between two polls of a feed.", parse_duration),
-    Setting("min_interval", "5m", "Shortest interval hints may bring a feed to.", parse_duration),
+    Setting("min_interval", "5m", "Floor for every feed's interval (politeness).", parse_duration),
     Setting("max_interval", "1d", "Longest interval; also caps error backoff.", parse_duration),
     Setting("connect_timeout", "10s", "Time to open a connection.", parse_duration),
     Setting("read_timeout", "30s", "Time to wait for each read.", parse_duration),

@@ -23,7 +23,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from aggregator.config import Settings, load
-from aggregator.digest import export_digest
+from aggregator.digest import export_digest, late_arrivals
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.fetch import HostLimiter
 from aggregator.rounds import poll_round
@@ -252,21 +252,34 @@ class Daemon:
         self.store.daemon_update(beat_at=iso(datetime.now(UTC)))
 
     def export_due_digests(self) -> None:
+        """Write each due day's digest, then rewrite recent days that gained late arrivals
+        (entries dated on a day whose file was already written), so none is left out."""
         assert self.store is not None
+        settings = self.settings
         now = datetime.now(UTC)
         row = self.store.daemon_row() or {}
         last = date.fromisoformat(row["last_digest_day"]) if row.get("last_digest_day") else None
         first = self.store.first_fetch_day()
         first_day = None
         if first:
-            first_day = datetime.fromisoformat(first).astimezone(self.settings.tz).date()
-        for day in days_to_export(last, first_day, latest_due_digest_day(now, self.settings)):
-            paths = export_digest(
-                self.store, day, self.settings.tz, self.settings.digest_dir,
-                self.settings.digest_formats,
-            )  # fmt: skip
+            first_day = datetime.fromisoformat(first).astimezone(settings.tz).date()
+        latest = latest_due_digest_day(now, settings)
+        for day in days_to_export(last, first_day, latest):
+            self._export(day, now)
             self.store.daemon_update(last_digest_day=day.isoformat())
-            log.info("digest %s written: %s", day, ", ".join(str(p) for p in paths))
+        since = latest - timedelta(days=CATCH_UP_DAYS - 1)
+        for day in sorted(
+            {late.entry.day for late in late_arrivals(self.store, settings.tz, since)}
+        ):
+            self._export(day, now, reason=" again, with late arrivals")
+
+    def _export(self, day: date, now: datetime, reason: str = "") -> None:
+        assert self.store is not None
+        settings = self.settings
+        paths = export_digest(
+            self.store, day, settings.tz, settings.digest_dir, settings.digest_formats, now
+        )
+        log.info("digest %s written%s: %s", day, reason, ", ".join(str(p) for p in paths))
 
     def maintenance_if_due(self) -> None:
         assert self.store is not None

@@ -17,9 +17,12 @@ _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    min_interval: timedelta = 5 * MINUTE
+    min_interval: timedelta = 5 * MINUTE  # politeness floor for every feed
     max_interval: timedelta = DAY
     jitter: float = 0.1  # up to this fraction of the interval is added, fixed per feed
+
+    def floor(self, configured: timedelta) -> timedelta:
+        return max(configured, self.min_interval)
 
 
 def cache_hint(headers: Mapping[str, str], now: datetime) -> timedelta | None:
@@ -45,6 +48,7 @@ def adaptive_interval(
 ) -> timedelta:
     """A feed that publishes rarely is polled less often: up to half its typical gap
     between entries, never more often than configured and never past max_interval."""
+    configured = policy.floor(configured)
     if publish_gap is None:
         return configured
     return max(configured, min(publish_gap / 2, policy.max_interval))
@@ -78,6 +82,7 @@ def next_after_success(
 def backoff(configured: timedelta, error_count: int, policy: Policy) -> timedelta:
     """Exponential backoff from the configured interval, capped at max_interval."""
     exponent = min(max(error_count - 1, 0), 20)
+    configured = policy.floor(configured)
     delay: timedelta = configured * (2**exponent)
     return min(delay, max(policy.max_interval, configured))
 

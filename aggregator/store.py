@@ -123,6 +123,8 @@ def m002_daemon(db: Database) -> None:
         },
         pk="id",
     )  # fmt: skip
+    # The polling policy reads each due feed's latest entries.
+    _table(db, "entries").create_index(["feed_id", "dated"])
 
 
 # ON DELETE clauses, which sqlite-utils' create() cannot write, let entry retention (`prune`)
@@ -321,26 +323,17 @@ class Store:
                 f"UPDATE feeds SET active = 0 WHERE url NOT IN ({placeholders})", listed
             )
 
-    def _publish_gaps(self) -> dict[int, timedelta]:
-        """Median time between a feed's last 20 dated entries."""
-        gaps: dict[int, timedelta] = {}
-        rows = self.rows(
-            """
-            SELECT feed_id, dated FROM (
-              SELECT feed_id, dated,
-                     row_number() OVER (PARTITION BY feed_id ORDER BY dated DESC) AS n
-              FROM entries)
-            WHERE n <= 20 ORDER BY feed_id, dated
-            """
-        )
-        by_feed: dict[int, list[datetime]] = {}
-        for row in rows:
-            by_feed.setdefault(row["feed_id"], []).append(datetime.fromisoformat(row["dated"]))
-        for feed_id, moments in by_feed.items():
-            deltas = sorted(b - a for a, b in zip(moments, moments[1:], strict=False))
-            if len(deltas) >= 4:
-                gaps[feed_id] = deltas[len(deltas) // 2]
-        return gaps
+    def _publish_gap(self, feed_id: int) -> timedelta | None:
+        """Median time between the feed's last 20 dated entries (index on feed_id, dated)."""
+        moments = [
+            datetime.fromisoformat(row[0])
+            for row in self.db.execute(
+                "SELECT dated FROM entries WHERE feed_id = ? ORDER BY dated DESC LIMIT 20",
+                [feed_id],
+            )
+        ]
+        deltas = sorted(a - b for a, b in zip(moments, moments[1:], strict=False))
+        return deltas[len(deltas) // 2] if len(deltas) >= 4 else None
 
     @wrap_errors
     def feed_states(
@@ -349,12 +342,16 @@ class Store:
         """State for each configured feed, in feeds.yaml order; with `now`, only feeds due
         then (never gone ones)."""
         rows = {r["url"]: r for r in self.rows("SELECT * FROM feeds")}
-        gaps = self._publish_gaps()
         states = []
         for spec in specs:
             row = rows.get(spec.url)
             if row is None:
                 states.append(FeedState(spec=spec))
+                continue
+            next_fetch_at = from_iso(row["next_fetch_at"])
+            if now is not None and (
+                row["gone"] or (next_fetch_at is not None and next_fetch_at > now)
+            ):
                 continue
             state = FeedState(
                 spec=spec,
@@ -363,15 +360,11 @@ class Store:
                 last_modified=row["last_modified"],
                 body_hash=row["body_hash"],
                 error_count=row["error_count"] or 0,
-                next_fetch_at=from_iso(row["next_fetch_at"]),
+                next_fetch_at=next_fetch_at,
                 last_fetch_at=from_iso(row["last_fetch_at"]),
                 gone=bool(row["gone"]),
-                publish_gap=gaps.get(row["id"]),
+                publish_gap=self._publish_gap(row["id"]),
             )
-            if now is not None and (
-                state.gone or (state.next_fetch_at is not None and state.next_fetch_at > now)
-            ):
-                continue
             states.append(state)
         return states
 

@@ -392,3 +392,33 @@ def test_kill_9_mid_round_loses_and_duplicates_nothing(
     assert second.stop() == 0
     assert query(tmp_path, "PRAGMA integrity_check") == [("ok",)]
     assert query(tmp_path, "SELECT count(DISTINCT feed_id || guid_key) FROM entries") == [(120,)]
+
+
+def test_late_arrivals_are_written_into_their_day_on_the_next_digest_run(
+    origin: Origin, daemons: Callable[[Path], Daemon], tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    yesterday = now - timedelta(days=1)
+    day = yesterday.date().isoformat()
+    origin.routes["/news"] = Route(body=rss([("On time", yesterday.replace(hour=1))]))
+    path = config(tmp_path, [{"url": origin.url("/news"), "name": "News"}],
+                  digest_time="00:00")  # fmt: skip
+    subprocess.run([sys.executable, "-m", "aggregator", "--config", str(path), "fetch"],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    query(tmp_path, "UPDATE fetches SET fetched_at = ?", ((now - timedelta(days=2)).isoformat(),))
+    refs = tmp_path / "digests" / f"{day}.refs.md"
+    first = daemons(path)
+    wait_for(refs.exists, what="yesterday's digest")
+    assert "On time" in refs.read_text() and "Late" not in refs.read_text()
+    origin.routes["/news"] = Route(body=rss([
+        ("On time", yesterday.replace(hour=1)), ("Late", yesterday.replace(hour=2)),
+    ]))  # fmt: skip
+    wait_for(lambda: entry_count(tmp_path) == 2, what="the late entry stored")
+    assert first.stop() == 0
+    second = daemons(path)
+    wait_for(lambda: "Late" in refs.read_text(), what="the day rewritten")
+    assert [line.split(",")[0] for line in refs.read_text().splitlines()] == [
+        "- (On time", "- (Late",
+    ]  # fmt: skip
+    assert second.stop() == 0
+    assert "with late arrivals" in second.log()

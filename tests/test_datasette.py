@@ -12,6 +12,7 @@ import asyncio
 import html
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -35,7 +36,8 @@ from pytest_httpserver import HTTPServer
 from aggregator import browse
 from aggregator.cli import cli
 from aggregator.store import Store
-from aggregator.views import VIEWS
+from aggregator.urls import host_of
+from aggregator.views import VIEWS, host_sql
 from tests.conftest import DATA
 
 E2E = DATA / "e2e"
@@ -60,9 +62,10 @@ class Built:
 
 
 def run_cli(config: Path, *args: str) -> str:
+    """`aggregator ARGS` in-process; its stdout (stderr carries notes such as late arrivals)."""
     result = CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +132,20 @@ def user_tables(db: Path) -> dict[str, list[str]]:
         " AND name != '_sqlite_migrations' ORDER BY name",
     )
     return {n: [c[1] for c in db_rows(db, f"PRAGMA table_info([{n}])")] for (n,) in names}
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://www.theregister.com/2026/04/20/x/", "HTTPS://WWW.Example.COM:8443/a?b#c",
+     "http://user:secret@www.example.org/", "https://example.net?q=1", "https://example.net#top",
+     "http://[2001:db8::1]:8080/feed", "https://news.ycombinator.com", "https://wwwexample.com/",
+     "mailto:someone@example.com", None],
+)  # fmt: skip
+def test_host_sql_is_host_of(url: str | None) -> None:
+    """The digest query's publisher rule needs urls.host_of in SQL."""
+    with sqlite3.connect(":memory:") as conn:
+        (got,) = conn.execute(f"SELECT {host_sql('?')}", [url, url]).fetchone()
+    assert got == host_of(url)
 
 
 # metadata ----------------------------------------------------------------------------
@@ -218,7 +235,9 @@ def test_facets(ds: Any) -> None:
     feeds = get(ds, "/aggregator/feeds.json?_size=0").json()
     assert facet(feeds, "tags") == {"tech": 3, "misc": 1}
     selected = rows(ds, "/aggregator/entries.json?_facet_array=tags&tags__arraycontains=Google")
-    assert [r["id"] for r in selected] == [3]
+    assert [r["title"] for r in selected] == [
+        "Google rolls out Gemini in Chrome in 7 new countries"
+    ]
 
 
 # canned queries ----------------------------------------------------------------------
@@ -235,6 +254,46 @@ def test_digest_query_is_the_cli_digest(ds: Any, built: Built, day: str) -> None
         register = next(r for r in found if r["url"] == REGISTER_STORY)
         assert register["feed"] == "The Register" and register["also_in"] == "Hacker News"
         assert {r["date"] for r in found} == {DAY}
+
+
+def test_digest_query_keeps_an_exported_day_and_appends_late_arrivals(
+    built: Built, tmp_path: Path
+) -> None:
+    """Once exported, a day keeps its lines and order; a later story follows (issue 4)."""
+    path = tmp_path / "aggregator.db"
+    with sqlite3.connect(built.db) as source, sqlite3.connect(path) as target:
+        source.backup(target)
+    config = tmp_path / "feeds.yaml"
+    settings = {"database": str(path), "digest_dir": str(tmp_path / "d")}
+    config.write_text(yaml.safe_dump({"settings": settings, "feeds": []}))
+    run_cli(config, "digest", "--date", DAY, "--output", str(tmp_path / "day.refs"))
+    with Store.open(path) as store, store.db.conn:
+        # fresh order would now put TechCrunch last and the new story first
+        store.db.execute("UPDATE feeds SET active = 0 WHERE name = 'TechCrunch'")
+        store.db.execute(
+            "INSERT INTO entries (feed_id, guid_key, url, canonical_url, title, first_seen,"
+            " dated, tags) VALUES (2, 'late', ?, ?, 'A late one', ?, ?, '[]')",
+            [*["https://www.theregister.com/2026/04/20/late/"] * 2,
+             "2026-04-22T08:00:00+00:00", "2026-04-20T00:30:00+00:00"],
+        )  # fmt: skip
+    cli_lines = run_cli(config, "digest", "--date", DAY).splitlines()
+    expected = (E2E / "expected-2026-04-20.refs").read_text(encoding="utf-8").splitlines()
+    assert cli_lines == [
+        *expected,
+        "- (A late one, 2026-04-20)[https://www.theregister.com/2026/04/20/late/]",
+    ]
+    instance = Datasette([str(path)], metadata=packaged_metadata())
+    try:
+        found = rows(instance, f"/aggregator/digest.json?day={DAY}")
+        assert [r["line"] for r in found] == cli_lines
+        assert [r["late"] for r in found] == [0] * 8 + [1]
+        # a day never exported is still select_day's order, with TechCrunch now last
+        assert [r["line"] for r in rows(instance, "/aggregator/digest.json?day=2026-04-21")] == (
+            run_cli(config, "digest", "--date", "2026-04-21").splitlines()
+        )
+    finally:
+        for database in instance.databases.values():
+            database.close()
 
 
 def test_digest_query_defaults_to_yesterday_and_ignores_bad_days(ds: Any) -> None:
@@ -305,7 +364,7 @@ def test_search_query_highlights_snippets(ds: Any) -> None:
     assert "[boot] [loops]" in summary_hit[0]["snippet"]
     # words are matched literally: FTS syntax and stray quotes are not errors
     assert rows(ds, "/aggregator/search.json?q=") == []
-    assert rows(ds, '/aggregator/search.json?q=%22quota+AND+NEAR(') == []
+    assert rows(ds, "/aggregator/search.json?q=%22quota+AND+NEAR(") == []
 
 
 @pytest.mark.parametrize(
@@ -405,6 +464,14 @@ def test_readers_are_never_locked_out_by_a_writer(built: Built, tmp_path: Path) 
 # `aggregator serve` and a browser ----------------------------------------------------
 
 
+def test_the_cli_loads_datasette_only_to_serve() -> None:
+    code = "import sys, aggregator.cli; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.split()
+    assert "datasette" not in loaded and "uvicorn" not in loaded
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -417,11 +484,14 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
         return response.status, response.read().decode("utf-8")
 
 
-def wait_until_responds(url: str, process: subprocess.Popen[bytes], within: float = 20) -> None:
+def wait_until_responds(
+    url: str, process: subprocess.Popen[bytes], log: Path, within: float = 20
+) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}")
+            tail = log.read_text(errors="replace")[-2000:]
+            raise AssertionError(f"server exited with {process.returncode}:\n{tail}")
         try:
             http_get(url, timeout=1)
             return
@@ -434,7 +504,8 @@ def wait_until_responds(url: str, process: subprocess.Popen[bytes], within: floa
 def served(built: Built) -> Iterator[str]:
     """`aggregator serve` in a subprocess on 127.0.0.1; killed by its PID afterwards."""
     port = free_port()
-    log = (built.work / "serve.log").open("wb")
+    log_path = built.work / "serve.log"
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "aggregator", "--config", str(built.config),
          "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -442,7 +513,7 @@ def served(built: Built) -> Iterator[str]:
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_responds(f"{base}/-/versions.json", process)
+        wait_until_responds(f"{base}/-/versions.json", process, log_path)
         yield base
     finally:
         process.terminate()
@@ -465,14 +536,22 @@ def test_aggregator_serve_over_http(served: str) -> None:
     assert json.loads(meta)["title"] == "Feed aggregator"
 
 
-def chromium(profile: Path, *args: str, timeout: float = 45) -> subprocess.CompletedProcess[str]:
-    """Headless Chromium with its own throwaway profile, no network of its own."""
-    return subprocess.run(
+def chromium(profile: Path, *args: str, timeout: float = 25) -> tuple[int, str, str]:
+    """Headless Chromium with a throwaway profile and no network of its own. It runs in a
+    process group of its own, killed by that group's id if it outlives `timeout`."""
+    process = subprocess.Popen(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", f"--user-data-dir={profile}", *args],
-        capture_output=True, text=True, timeout=timeout, check=False,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate(timeout=10)
+        raise AssertionError(f"chromium {args[0]} took over {timeout}s") from None
+    return process.returncode, out, err
 
 
 def test_digest_page_in_headless_chromium(served: str, built: Built) -> None:
@@ -483,11 +562,12 @@ def test_digest_page_in_headless_chromium(served: str, built: Built) -> None:
     url = f"{served}/aggregator/digest?day={DAY}"
     profile = built.work / "chromium-profile"
     png = built.work / "digest.png"
-    shot = chromium(profile, f"--screenshot={png}", "--window-size=1280,2000", url)
-    assert png.exists(), shot.stderr[-2000:]
+    code, _, err = chromium(profile, f"--screenshot={png}", "--window-size=1280,2000", url)
+    assert code == 0 and png.exists(), err[-2000:]
     data = png.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 20_000
-    dom = chromium(profile, "--dump-dom", url).stdout
+    code, dom, err = chromium(profile, "--dump-dom", url)
+    assert code == 0, err[-2000:]
     titles = [
         line[3 : line.rindex(", 20")]
         for line in (E2E / "expected-2026-04-20.refs").read_text(encoding="utf-8").splitlines()

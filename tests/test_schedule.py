@@ -40,6 +40,7 @@ M = timedelta(minutes=1)
         (H, {}, None, 10 * M, H),  # frequent publishing never goes below configured
         (H, {}, None, 30 * 24 * H, 24 * H),  # capped at max_interval
         (H, {"cache-control": "max-age=14400"}, 2 * H, 2 * H, 4 * H),  # largest hint wins
+        (M, {}, None, None, 5 * M),  # min_interval is a floor, even for configured intervals
     ],
 )
 def test_next_fetch_after_success(
@@ -81,6 +82,10 @@ def test_jitter_spreads_feeds_and_is_bounded() -> None:
     assert all(timedelta(0) <= o <= 6 * M for o in offsets)
     policy = Policy(jitter=0.1)
     assert next_after_success(URL, H, NOW, policy) == next_after_success(URL, H, NOW, policy)
+
+
+def test_backoff_starts_from_the_floor() -> None:
+    assert backoff(M, 1, POLICY) == 5 * M and backoff(M, 2, POLICY) == 10 * M
 
 
 def test_backoff_from_a_long_configured_interval_is_not_capped_below_it() -> None:

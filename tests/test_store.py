@@ -185,3 +185,10 @@ def test_unopenable_database_is_a_store_error(tmp_path: Path) -> None:
     not_a_db.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError):
         Store.connect(not_a_db)
+
+
+def test_publish_gap_is_the_median_time_between_entries(store: Store) -> None:
+    entries = [entry(f"g{n}", published=T0 - n * timedelta(hours=10)) for n in range(6)]
+    store.apply(outcome(*entries))
+    assert store.feed_states([SPEC])[0].publish_gap == timedelta(hours=10)
+    assert store.feed_states([OTHER])[0].publish_gap is None  # never fetched
