@@ -18,7 +18,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aggregator.errors import ExportError
-from aggregator.html import one_line
 from aggregator.models import DigestEntry
 from aggregator.store import Store, iso
 from aggregator.urls import host_of
@@ -99,9 +98,10 @@ def _stories(store: Store, day: date, tz: ZoneInfo) -> list[tuple[dict[str, Any]
     for row in store.entries_for_urls(r["canonical_url"] for r in candidates):
         sightings.setdefault(row["canonical_url"], []).append(row)
     chosen = []
+    first, last = iso(start), iso(end)
     for group in sightings.values():
         best = min(group, key=publisher_rank)
-        if iso(start) <= best["dated"] < iso(end):
+        if first <= best["dated"] < last:
             others = sorted({r["feed_name"] for r in group} - {best["feed_name"]})
             chosen.append((best, tuple(others)))
     chosen.sort(key=lambda pair: _order(pair[0]))
@@ -113,7 +113,7 @@ def _digest_entry(row: dict[str, Any], also_in: tuple[str, ...], tz: ZoneInfo) -
     published = datetime.fromisoformat(row["published"]) if row["published"] else None
     return DigestEntry(
         entry_id=row["id"],
-        title=one_line(row["title"]) or UNTITLED,
+        title=row["title"] or UNTITLED,  # stored as one clean line by parse
         url=row["url"],
         day=dated.astimezone(tz).date(),
         published=published,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -54,15 +55,22 @@ class HostLimiter:
             yield
 
 
-_local = threading.local()
+_idle_sessions: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
 
 
-def thread_session() -> requests.Session:
-    """One keep-alive session per worker thread (requests.Session is not thread-safe)."""
-    session: requests.Session | None = getattr(_local, "session", None)
-    if session is None:
-        session = _local.session = requests.Session()
-    return session
+@contextmanager
+def pooled_session() -> Iterator[requests.Session]:
+    """A keep-alive session for one fetch at a time (requests.Session is not thread-safe).
+    Sessions outlive the worker threads of a round, so connections are reused across rounds;
+    there are never more of them than fetches that ran at once."""
+    try:
+        session = _idle_sessions.get_nowait()
+    except queue.Empty:
+        session = requests.Session()
+    try:
+        yield session
+    finally:
+        _idle_sessions.put(session)
 
 
 def _is_digits(text: str) -> bool:
@@ -133,7 +141,10 @@ def fetch(
     Any HTTP status is returned; network failures, timeouts, oversized bodies and bad
     redirects raise FetchError.
     """
-    session = session or thread_session()
+    if session is None:
+        with pooled_session() as pooled:
+            return fetch(url, options, now, etag=etag, last_modified=last_modified,
+                         limiter=limiter, session=pooled)  # fmt: skip
     limiter = limiter or HostLimiter(2)
     headers = {"User-Agent": options.user_agent, "Accept": ACCEPT}
     if etag:

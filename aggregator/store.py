@@ -59,6 +59,33 @@ def _table(db: Database, name: str) -> Table:
     return table
 
 
+def _insert(db: Database, table: str, values: dict[str, Any]) -> int:
+    """A plain INSERT: sqlite-utils' Table.insert inspects the schema on every call, which
+    dominates the cost of storing a poll. Table and column names are ours, never a feed's."""
+    columns = ", ".join(f"[{c}]" for c in values)
+    marks = ", ".join("?" * len(values))
+    sql = f"INSERT INTO [{table}] ({columns}) VALUES ({marks})"
+    cursor = db.execute(sql, list(values.values()))
+    return int(cursor.lastrowid or 0)
+
+
+def _insert_many(db: Database, table: str, rows: Iterable[dict[str, Any]]) -> None:
+    """executemany for rows that share their keys."""
+    rows = list(rows)
+    if not rows:
+        return
+    columns = ", ".join(f"[{c}]" for c in rows[0])
+    marks = ", ".join("?" * len(rows[0]))
+    db.conn.executemany(
+        f"INSERT INTO [{table}] ({columns}) VALUES ({marks})", [list(r.values()) for r in rows]
+    )
+
+
+def _update(db: Database, table: str, row_id: int, values: dict[str, Any]) -> None:
+    sets = ", ".join(f"[{c}] = ?" for c in values)
+    db.execute(f"UPDATE [{table}] SET {sets} WHERE id = ?", [*values.values(), row_id])
+
+
 @migrations()
 def m001_initial(db: Database) -> None:
     _table(db, "feeds").create(
@@ -396,7 +423,9 @@ class Store:
                 kind = "unchanged"
             else:
                 kind = "ok"
-            _table(self.db, "fetches").insert(
+            _insert(
+                self.db,
+                "fetches",
                 {
                     "feed_id": feed_id,
                     "fetched_at": iso(now),
@@ -408,7 +437,7 @@ class Store:
                     "updated_entries": updated,
                     "error_type": outcome.error.type if outcome.error else None,
                     "error": outcome.error.message if outcome.error else None,
-                }
+                },
             )
         return ApplyResult(spec.url, new, updated, outcome.error)
 
@@ -442,7 +471,7 @@ class Store:
                 values["current_url"] = fetch.permanent_url
         if parsed is not None:
             values |= {"site_url": parsed.link, "title": parsed.title, "version": parsed.version}
-        _table(self.db, "feeds").update(feed_id, values)
+        _update(self.db, "feeds", feed_id, values)
 
     def _existing(self, feed_id: int, keys: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -463,7 +492,6 @@ class Store:
         batch = {guid_key(e): e for e in entries}  # the last of duplicate guids wins
         existing = self._existing(feed_id, list(batch))
         new = updated = 0
-        entries_table = _table(self.db, "entries")
         for key, entry in batch.items():
             values = _entry_values(entry)
             row = existing.get(key)
@@ -475,7 +503,7 @@ class Store:
                     "changed_at": iso(now),
                     "dated": iso(dated(entry.published, now)),
                 }
-                entry_id = entries_table.insert(values).last_pk
+                entry_id = _insert(self.db, "entries", values)
                 new += 1
             else:
                 if all(row[k] == v for k, v in values.items()):
@@ -486,14 +514,16 @@ class Store:
                     "dated": iso(dated(entry.published, first_seen)),
                 }
                 entry_id = row["id"]
-                entries_table.update(entry_id, values)
+                _update(self.db, "entries", entry_id, values)
                 self.db.execute("DELETE FROM links WHERE entry_id = ?", [entry_id])
                 updated += 1
             if entry.links:
-                _table(self.db, "links").insert_all(
-                    {"entry_id": entry_id, "url": link.url, "text": link.text}
-                    for link in entry.links
-                )
+                _insert_many(
+                    self.db,
+                    "links",
+                    ({"entry_id": entry_id, "url": link.url, "text": link.text}
+                     for link in entry.links),
+                )  # fmt: skip
         return new, updated
 
     # daemon --------------------------------------------------------------------------
@@ -516,7 +546,7 @@ class Store:
     def daemon_update(self, **values: Any) -> None:
         """Heartbeat and progress: beat_at, last_round_at, last_round, stopped_at, ..."""
         with self.db.atomic():
-            _table(self.db, "daemon").update(1, values)
+            _update(self.db, "daemon", 1, values)
 
     @wrap_errors
     def daemon_row(self) -> dict[str, Any] | None:
@@ -652,7 +682,9 @@ class Store:
         """Log a failure that happened outside a poll (e.g. a worker crash) for a feed."""
         with self.db.atomic():
             feed_id = self._feed_id(url)
-            _table(self.db, "fetches").insert(
+            _insert(
+                self.db,
+                "fetches",
                 {
                     "feed_id": feed_id,
                     "fetched_at": iso(now),
@@ -661,7 +693,7 @@ class Store:
                     "error": error.message,
                     "new_entries": 0,
                     "updated_entries": 0,
-                }
+                },
             )
             self.db.execute(
                 "UPDATE feeds SET last_error = ?, last_error_type = ?, last_fetch_at = ?,"
@@ -750,11 +782,14 @@ class Store:
                 "generated_at": iso(generated_at),
                 "path": path,
             }
-            digest_id = _table(self.db, "digests").insert(row).last_pk
-            assert digest_id is not None
-            _table(self.db, "digest_entries").insert_all(
-                {"digest_id": digest_id, "entry_id": entry_id, "position": position}
-                for position, entry_id in enumerate(entry_ids, start=1)
+            digest_id = _insert(self.db, "digests", row)
+            _insert_many(
+                self.db,
+                "digest_entries",
+                [
+                    {"digest_id": digest_id, "entry_id": entry_id, "position": position}
+                    for position, entry_id in enumerate(entry_ids, start=1)
+                ],
             )
         return int(digest_id)
 
@@ -824,18 +859,22 @@ class Store:
                 self.db.execute("SELECT id FROM articles WHERE name = ?", [name]).fetchone()[0]
             )
             self.db.execute("DELETE FROM citations WHERE article_id = ?", [article_id])
-            _table(self.db, "citations").insert_all(
-                {
-                    "article_id": article_id,
-                    "line": c.line,
-                    "title": c.title,
-                    "day": c.day.isoformat() if c.day else None,
-                    "url": c.url,
-                    "canonical_url": c.canonical_url,
-                    "entry_id": c.entry_id,
-                    "status": c.status,
-                }
-                for c in citations
+            _insert_many(
+                self.db,
+                "citations",
+                [
+                    {
+                        "article_id": article_id,
+                        "line": c.line,
+                        "title": c.title,
+                        "day": c.day.isoformat() if c.day else None,
+                        "url": c.url,
+                        "canonical_url": c.canonical_url,
+                        "entry_id": c.entry_id,
+                        "status": c.status,
+                    }
+                    for c in citations
+                ],
             )
         return article_id
 

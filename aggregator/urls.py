@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from html import unescape
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -102,6 +103,7 @@ def canonical(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
 
 
+@functools.lru_cache(maxsize=8192)
 def host_of(url: str | None) -> str | None:
     """The host without a leading `www.`, for matching a story to the feed that published it."""
     if not url:
