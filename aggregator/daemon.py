@@ -342,12 +342,6 @@ def daemon_alive(row: Mapping[str, Any], now: datetime | None = None) -> bool:
 
 
 def run_daemon(config_path: Path, database: str | None) -> int:
-    daemon = Daemon(config_path, database)
-    code = daemon.run()
-    logging.shutdown()
-    # Poll threads still waiting on a slow server hold no database state; don't wait for
-    # their timeouts (up to `deadline`) to exit.
-    main = threading.main_thread()
-    if any(t is not main and t.is_alive() for t in threading.enumerate()):
-        os._exit(code)
-    return code
+    """Poll workers still waiting on a slow server are daemon threads holding no database
+    state: the process exits without waiting for their timeouts."""
+    return Daemon(config_path, database).run()

@@ -4,11 +4,14 @@ so it can run in threads, processes or on remote workers."""
 from __future__ import annotations
 
 import hashlib
+import logging
+import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime
+from traceback import format_exception
 
 from aggregator.config import Settings
 from aggregator.errors import FeedError, FetchError
@@ -16,6 +19,8 @@ from aggregator.fetch import FetchOptions, HostLimiter, fetch, retry_after
 from aggregator.models import ErrorInfo, FeedState, FetchResult, Outcome, ParsedFeed
 from aggregator.parse import parse
 from aggregator.schedule import Policy, next_after_error, next_after_success
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,33 @@ def _http_error(result: FetchResult, now: datetime) -> FetchError:
     )
 
 
+def failed(
+    state: FeedState,
+    exc: BaseException,
+    options: PollOptions,
+    now: datetime,
+    result: FetchResult | None = None,
+) -> Outcome:
+    """The outcome of a failed poll: the error recorded, the next try backed off."""
+    error = ErrorInfo.from_exception(exc)
+    spec = state.spec
+    return Outcome(
+        state=state,
+        fetch=result,
+        parsed=None,
+        error=error,
+        next_fetch_at=next_after_error(
+            spec.url,
+            spec.interval,
+            state.error_count + 1,
+            now,
+            options.policy,
+            retry_after=error.retry_after,
+        ),
+        body_hash=state.body_hash,
+    )
+
+
 def poll(
     state: FeedState,
     options: PollOptions,
@@ -85,22 +117,7 @@ def poll(
             if body_hash != state.body_hash:
                 parsed = parse(result.body, result.headers, result.final_url)
     except FeedError as e:
-        error = ErrorInfo.from_exception(e)
-        return Outcome(
-            state=state,
-            fetch=result,
-            parsed=None,
-            error=error,
-            next_fetch_at=next_after_error(
-                spec.url,
-                spec.interval,
-                state.error_count + 1,
-                now,
-                options.policy,
-                retry_after=error.retry_after,
-            ),
-            body_hash=state.body_hash,
-        )
+        return failed(state, e, options, now, result)
     return Outcome(
         state=state,
         fetch=result,
@@ -119,6 +136,25 @@ def poll(
     )
 
 
+def watchdog_limit(options: FetchOptions) -> float:
+    """How long one poll may take before it is abandoned: the request's deadline, one more
+    read, and as long again (at least 5 s) for parsing. urllib3's timeouts are per read, so
+    a server that trickles its headers could otherwise hold a worker for ever."""
+    return options.deadline + options.read_timeout + max(options.deadline, 5.0)
+
+
+def _guarded_poll(
+    state: FeedState, options: PollOptions, now: datetime, limiter: HostLimiter
+) -> Outcome:
+    """poll(), with a bug in our code for one feed recorded as that feed's error (and backed
+    off), instead of ending the round and retrying the feed at once, for ever."""
+    try:
+        return poll(state, options, now, limiter)
+    except Exception as e:  # noqa: BLE001
+        log.error("%s: poll failed: %s", state.spec.url, "".join(format_exception(e)))
+        return failed(state, e, options, now)
+
+
 def poll_many(
     states: Iterable[FeedState],
     options: PollOptions,
@@ -130,17 +166,55 @@ def poll_many(
 ) -> Iterator[Outcome]:
     """Poll feeds concurrently; yield each outcome as it completes, for the single writer.
 
-    Once `stop` is set, nothing new starts and outcomes still in flight are dropped whole.
+    A poll that outlives its watchdog limit is given up: its feed gets a FetchError outcome
+    and a fresh worker takes its place. Once `stop` is set, nothing new starts and outcomes
+    still in flight are dropped whole. Workers are daemon threads: one stuck on a server
+    never keeps the process alive.
     """
-    states = list(states)
-    if not states:
-        return
-    pool = ThreadPoolExecutor(max_workers=min(workers, len(states)), thread_name_prefix="poll")
-    pending = {pool.submit(poll, state, options, now, limiter) for state in states}
-    try:
-        while pending and not (stop and stop.is_set()):
-            done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
-    finally:
-        pool.shutdown(wait=not (stop and stop.is_set()), cancel_futures=True)
+    todo: queue.SimpleQueue[FeedState] = queue.SimpleQueue()
+    done: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    pending: dict[str, FeedState] = {}
+    for state in states:
+        pending[state.spec.url] = state
+        todo.put(state)
+    started: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def stopping() -> bool:
+        return stop is not None and stop.is_set()
+
+    def work() -> None:
+        while not stopping():
+            try:
+                state = todo.get_nowait()
+            except queue.Empty:
+                return
+            with lock:
+                started[state.spec.url] = time.monotonic()
+            done.put(_guarded_poll(state, options, now, limiter))
+
+    def spawn() -> None:
+        threading.Thread(target=work, name="poll", daemon=True).start()
+
+    for _ in range(min(workers, len(pending))):
+        spawn()
+    while pending and not stopping():
+        try:
+            outcome = done.get(timeout=0.25)
+        except queue.Empty:
+            with lock:
+                overdue = [
+                    url
+                    for url, began in started.items()
+                    if url in pending
+                    and time.monotonic() - began > watchdog_limit(options.for_feed(pending[url]))
+                ]
+            for url in overdue:
+                state = pending.pop(url)
+                limit = watchdog_limit(options.for_feed(state))
+                error = FetchError(url, f"no complete response within {limit:g}s; given up")
+                spawn()  # the stuck worker is lost to this round; replace it
+                yield failed(state, error, options, now)
+            continue
+        if pending.pop(outcome.spec.url, None) is not None:  # not given up meanwhile
+            yield outcome

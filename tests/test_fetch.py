@@ -28,7 +28,7 @@ from werkzeug import Request, Response
 from aggregator.errors import FetchError
 from aggregator.fetch import FetchOptions, HostLimiter, fetch, retry_after
 from aggregator.models import FeedSpec, FeedState
-from aggregator.poll import PollOptions, poll
+from aggregator.poll import PollOptions, poll, poll_many, watchdog_limit
 from aggregator.schedule import Policy
 
 NOW = datetime(2026, 4, 20, 12, 0, tzinfo=UTC)
@@ -745,3 +745,53 @@ def test_poll_network_failure_is_an_error_not_an_exception(refused_url: str) -> 
     assert "cannot connect" in outcome.error.message
     assert outcome.fetch is None
     assert outcome.next_fetch_at > NOW
+
+
+def test_poll_many_gives_up_on_a_server_trickling_its_headers(
+    raw_server: RawServer, httpserver: Any
+) -> None:
+    def trickle_headers(h: RawHandler) -> None:
+        h.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        n = 0
+        while not h.server.stop.wait(0.2):  # a header line every 0.2 s, never the end
+            h.wfile.write(f"X-Slow-{n}: 1\r\n".encode())
+            n += 1
+
+    raw_server.routes["/headers"] = trickle_headers
+    httpserver.expect_request("/ok").respond_with_data(RSS, headers=RSS_TYPE)
+    options = poll_options()
+    states = [state_for(raw_server.url("/headers")), state_for(httpserver.url_for("/ok"))]
+    started = time.monotonic()
+    outcomes = list(poll_many(states, options, NOW, workers=2, limiter=HostLimiter(2)))
+    elapsed = time.monotonic() - started
+    assert [o.spec.url for o in outcomes] == [httpserver.url_for("/ok"), raw_server.url("/headers")]
+    assert outcomes[0].error is None and outcomes[0].parsed is not None
+    error = outcomes[1].error
+    assert error is not None and "no complete response within 7s; given up" in error.message
+    assert watchdog_limit(options.fetch) <= elapsed < watchdog_limit(options.fetch) + 2
+
+
+def test_a_bug_for_one_feed_is_that_feeds_error_not_the_rounds(
+    httpserver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aggregator.poll
+
+    real_parse = aggregator.poll.parse
+
+    def parse_that_breaks_on_one_feed(body: bytes, headers: Any, url: str) -> Any:
+        if url.endswith("/bad"):
+            raise RuntimeError("a bug in our parser")
+        return real_parse(body, headers, url)
+
+    monkeypatch.setattr(aggregator.poll, "parse", parse_that_breaks_on_one_feed)
+    for path in ("/bad", "/good"):
+        httpserver.expect_request(path).respond_with_data(RSS, headers=RSS_TYPE)
+    states = [state_for(httpserver.url_for("/bad")), state_for(httpserver.url_for("/good"))]
+    outcomes = {
+        o.spec.url.rsplit("/", 1)[1]: o
+        for o in poll_many(states, poll_options(), NOW, workers=2, limiter=HostLimiter(2))
+    }
+    assert outcomes["good"].error is None and outcomes["good"].parsed is not None
+    bad = outcomes["bad"].error
+    assert bad is not None and bad.type == "RuntimeError" and "a bug in our parser" in bad.message
+    assert outcomes["bad"].next_fetch_at >= NOW + timedelta(seconds=30)  # backed off
