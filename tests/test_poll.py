@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from werkzeug import Request, Response
 
 from aggregator.cli import cli
-from tests.conftest import DATA
+from tests.conftest import DATA, serve_file
 
 E2E = DATA / "e2e"
 FEEDS = (
@@ -169,3 +169,49 @@ def test_earlier_entries_survive_a_feed_going_bad(
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT count(*) FROM entries").fetchone() == (3,)
         assert conn.execute("SELECT error_count FROM feeds").fetchone() == (1,)
+
+
+CORPUS = sorted(
+    p
+    for p in (DATA / "feeds").rglob("*")
+    if p.is_file() and not p.name.endswith((".expected.json", ".headers", ".md"))
+)
+
+
+def test_the_whole_hostile_corpus_over_http_leaves_a_clean_database(
+    httpserver: Any, write_config: Callable[..., Path], db_path: Path
+) -> None:
+    """Every corpus file served as a feed in one fetch: nothing hostile reaches the database,
+    files that are not feeds are failures naming the feed, and the rest are stored."""
+    feeds = []
+    for n, path in enumerate(CORPUS):
+        url = serve_file(httpserver, f"/c{n}", path)
+        feeds.append({"url": url, "name": str(path.relative_to(DATA / "feeds"))})
+    result = run(write_config(feeds=feeds), "fetch")
+    assert result.exit_code == 0
+    with sqlite3.connect(db_path) as conn:
+        failed = {
+            name: error
+            for name, error in conn.execute(
+                "SELECT feeds.name, fetches.error FROM fetches JOIN feeds ON feeds.id = feed_id"
+                " WHERE outcome = 'error'"
+            )
+        }
+        texts = [
+            value
+            for table in ("entries", "links", "feeds")
+            for row in conn.execute(f"SELECT * FROM {table}")
+            for value in row
+            if isinstance(value, str)
+        ]
+        urls = [u for (u,) in conn.execute("SELECT url FROM entries UNION SELECT url FROM links")]
+        entries = conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+    assert set(failed) == {str(p.relative_to(DATA / "feeds")) for p in CORPUS
+                           if p.parent.name == "notfeed"}  # fmt: skip
+    assert all("not a feed" in error for error in failed.values())
+    assert entries > 100
+    for text in texts:
+        assert "<script" not in text.lower()
+        assert "root:x:0" not in text  # no local file (XXE) content
+        assert not any(ord(c) < 32 and c not in "\n\t" for c in text), repr(text)
+    assert all(u is None or u.startswith(("http://", "https://")) for u in urls)
