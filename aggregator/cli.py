@@ -17,7 +17,7 @@ import click
 from aggregator import __version__
 from aggregator import refs as references
 from aggregator.config import DIGEST_FORMATS, Settings, config_path, load
-from aggregator.daemon import daemon_alive, run_daemon
+from aggregator.daemon import LockError, daemon_alive, run_daemon
 from aggregator.digest import (
     compose_day,
     describe_late,
@@ -120,9 +120,12 @@ def fetch(settings: Settings) -> None:
                 now,
                 HostLimiter(settings.per_host),
                 on_outcome=lambda outcome, applied: advance(),
+                log_problems=False,
             )
     for line in summary.failures:
         click.echo(f"failed: {line}", err=True)
+    for line in summary.notices:
+        click.echo(line, err=True)
     note = f" ({gone} gone, not polled)" if gone else ""
     click.echo(summary.line() + note)
 
@@ -160,6 +163,8 @@ def digest(settings: Settings, day: datetime | None, fmt: str, output: Path | No
 @with_settings
 def search(settings: Settings, query: str, limit: int) -> None:
     """Full-text search over titles and summaries, best matches first."""
+    if not query.strip():
+        raise click.UsageError("QUERY is empty: give one or more words to look for")
     with Store.open(settings.database) as store:
         rows = store.search(query, limit)
     for row in rows:
@@ -208,6 +213,9 @@ def run(context: Context) -> None:
     """
     try:
         code = run_daemon(config_path(context.config), context.database)
+    except LockError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(LockError.exit_code)
     except AggregatorError as e:
         raise click.ClickException(str(e)) from e
     sys.exit(code)
@@ -223,7 +231,7 @@ def status(settings: Settings) -> None:
     with Store.open(settings.database) as store:
         daemon = store.daemon_row()
         feeds = store.feed_health()
-    alive = daemon is not None and daemon_alive(daemon)
+    alive = daemon is not None and daemon_alive(daemon, settings.database)
     if daemon is None:
         click.echo("daemon: never started on this database")
     elif alive:

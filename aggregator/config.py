@@ -192,6 +192,9 @@ def _settings_block(raw: Any, path: str) -> dict[str, Any]:
     for setting in SETTINGS:
         value = raw.get(setting.name, setting.default)
         try:
+            # Only a setting whose default is None (off) may be null.
+            if value is None and setting.default is not None:
+                raise ValueError("must have a value (leave the key out for the default)")
             values[setting.name] = None if value is None else setting.parse(value)
         except ValueError as e:
             raise ConfigError(str(e), path, f"settings.{setting.name}") from None

@@ -38,7 +38,9 @@ CATCH_UP_DAYS = 7  # digests missed while the daemon was down, at most this far 
 
 
 class LockError(AggregatorError):
-    pass
+    """Another daemon runs on this database."""
+
+    exit_code = 75  # EX_TEMPFAIL: systemd's unit does not restart on it
 
 
 class DaemonLock:
@@ -67,6 +69,20 @@ class DaemonLock:
         handle.write(str(os.getpid()))
         handle.flush()
         self._handle = handle
+
+    def held(self) -> bool:
+        """Whether some process holds the lock now (without taking it for long)."""
+        try:
+            handle = open(self.path, encoding="utf-8")  # noqa: SIM115
+        except FileNotFoundError:
+            return False
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
 
     def release(self) -> None:
         if self._handle is not None:
@@ -311,6 +327,8 @@ class Daemon:
         old = {f.url for f in self.settings.feeds}
         new = {f.url for f in settings.feeds}
         self.store.sync_feeds(settings.feeds, datetime.now(UTC))
+        if settings.per_host != self.settings.per_host:
+            self.limiter = HostLimiter(settings.per_host)
         self.settings = settings
         if self.scheduler is not None:
             self._schedule_digest(self.scheduler)
@@ -322,18 +340,13 @@ class Daemon:
         )
 
 
-def daemon_alive(row: Mapping[str, Any], now: datetime | None = None) -> bool:
-    """Alive: not stopped, and its PID exists here (same host) or its heartbeat is fresh."""
+def daemon_alive(row: Mapping[str, Any], database: Path, now: datetime | None = None) -> bool:
+    """Alive: not stopped, and (on this host) its lock is held, which a PID reused by
+    another process after a crash cannot fake; on another host, a fresh heartbeat."""
     if row.get("stopped_at") or not row.get("pid"):
         return False
     if row.get("host") == socket.gethostname():
-        try:
-            os.kill(int(row["pid"]), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return DaemonLock(database).held()
     beat = row.get("beat_at")
     if not beat:
         return False

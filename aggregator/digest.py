@@ -72,11 +72,19 @@ def yesterday(tz: ZoneInfo, now: datetime | None = None) -> date:
     return ((now or datetime.now(UTC)).astimezone(tz) - timedelta(days=1)).date()
 
 
-def publisher_rank(row: dict[str, Any]) -> tuple[int, str, int]:
-    """Prefer the sighting from the feed whose site hosts the link, then the earliest."""
+def publisher_rank(row: dict[str, Any]) -> tuple[int, int, int, str, int]:
+    """Which sighting of a story titles it: the feed served from the link's host, then a
+    feed whose declared site is that host, then any; ties go by feeds.yaml order, so a
+    feed claiming another site (and backdating a copy) cannot take over its stories."""
     link_host = host_of(row["canonical_url"])
-    feed_hosts = {host_of(row["site_url"]), host_of(row["feed_url"])}
-    return (0 if link_host in feed_hosts else 1, row["dated"], row["feed_position"] or 0)
+    if link_host == host_of(row["feed_current_url"] or row["feed_url"]):
+        level = 0
+    elif link_host == host_of(row["site_url"]):
+        level = 1
+    else:
+        level = 2
+    active = 0 if row["feed_active"] else 1
+    return (level, active, row["feed_position"] or 0, row["dated"], row["id"])
 
 
 def _order(row: dict[str, Any]) -> tuple[int, int, str, int]:
@@ -213,6 +221,14 @@ def render_json(entries: Sequence[DigestEntry], day: date) -> str:
 CSV_COLUMNS = ("title", "url", "date", "published", "feed", "author", "tags", "also_in")
 
 
+def _csv_cell(value: Any) -> Any:
+    """A feed's text starting with = + - @ would run as a formula in a spreadsheet: quote it
+    as text the way spreadsheets understand (a leading apostrophe)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def render_csv(entries: Sequence[DigestEntry], day: date) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -221,7 +237,7 @@ def render_csv(entries: Sequence[DigestEntry], day: date) -> str:
         row = _as_dict(e)
         row["tags"] = ", ".join(e.tags)
         row["also_in"] = ", ".join(e.also_in)
-        writer.writerow([row[c] for c in CSV_COLUMNS])
+        writer.writerow([_csv_cell(row[c]) for c in CSV_COLUMNS])
     return out.getvalue()
 
 
@@ -274,6 +290,16 @@ def digest_path(directory: Path, day: date, fmt: str) -> Path:
     return directory / f"{day.isoformat()}.{EXTENSIONS[fmt]}"
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it, so done once, at import, before threads)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()
+
+
 def write_atomic(path: Path, text: str) -> Path:
     """Write to a temporary file beside `path`, then rename: readers never see half a file."""
     try:
@@ -282,6 +308,7 @@ def write_atomic(path: Path, text: str) -> Path:
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
                 handle.write(text)
+            os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes it 0600; be an ordinary file
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

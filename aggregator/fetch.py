@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,12 +47,19 @@ class HostLimiter:
         self._slots: dict[str, threading.BoundedSemaphore] = {}
 
     @contextmanager
-    def slot(self, url: str) -> Iterator[None]:
+    def slot(self, url: str, wait: float | None = None) -> Iterator[None]:
+        """Hold one of the host's slots; waiting longer than `wait` seconds (when the host's
+        requests are stuck on a server that never finishes) is a FetchError."""
         host = (urlsplit(url).hostname or "").lower()
         with self._lock:
             semaphore = self._slots.setdefault(host, threading.BoundedSemaphore(self.per_host))
-        with semaphore:
+        if not semaphore.acquire(timeout=wait):
+            raise FetchError(url, f"{host} still busy with {self.per_host} requests after "
+                                  f"{wait:g}s; will try later")  # fmt: skip
+        try:
             yield
+        finally:
+            semaphore.release()
 
 
 _idle_sessions: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
@@ -126,6 +133,12 @@ def _read_body(
     return b"".join(chunks)
 
 
+def slot_wait(options: FetchOptions) -> float:
+    """How long a request may queue for its host: long enough for a few slow requests
+    ahead of it, bounded so that requests stuck on a hostile server cannot stall the rest."""
+    return 3 * (options.deadline + options.read_timeout)
+
+
 def fetch(
     url: str,
     options: FetchOptions,
@@ -135,29 +148,36 @@ def fetch(
     last_modified: str | None = None,
     limiter: HostLimiter | None = None,
     session: requests.Session | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> FetchResult:
     """GET `url` conditionally, following at most `max_redirects` http(s) redirects.
 
     Any HTTP status is returned; network failures, timeouts, oversized bodies and bad
-    redirects raise FetchError.
+    redirects raise FetchError. The deadline runs from when the host's slot is granted
+    (then `on_start` is called), so waiting behind other requests to one host costs none
+    of it.
     """
     if session is None:
         with pooled_session() as pooled:
             return fetch(url, options, now, etag=etag, last_modified=last_modified,
-                         limiter=limiter, session=pooled)  # fmt: skip
+                         limiter=limiter, session=pooled, on_start=on_start)  # fmt: skip
     limiter = limiter or HostLimiter(2)
     headers = {"User-Agent": options.user_agent, "Accept": ACCEPT}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
-    started = time.monotonic()
-    deadline_at = started + options.deadline
+    started = deadline_at = 0.0
     current = url
     permanent = True
     for _ in range(options.max_redirects + 1):
         try:
-            with limiter.slot(current):
+            with limiter.slot(current, wait=slot_wait(options)):
+                if not started:
+                    started = time.monotonic()
+                    deadline_at = started + options.deadline
+                    if on_start is not None:
+                        on_start()
                 remaining = max(deadline_at - time.monotonic(), 0.1)
                 timeout = (
                     min(options.connect_timeout, remaining),

@@ -36,6 +36,7 @@ class FeedState:
     last_fetch_at: datetime | None = None
     gone: bool = False
     publish_gap: timedelta | None = None  # typical time between the feed's entries
+    ttl: timedelta | None = None  # the feed's RSS <ttl>, remembered across 304s
 
     @property
     def fetch_url(self) -> str:

@@ -8,7 +8,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from traceback import format_exception
@@ -95,6 +95,7 @@ def poll(
     options: PollOptions,
     now: datetime,
     limiter: HostLimiter | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> Outcome:
     """Fetch and parse one feed. Feed problems come back as Outcome.error, not exceptions."""
     spec = state.spec
@@ -107,6 +108,7 @@ def poll(
             etag=state.etag,
             last_modified=state.last_modified,
             limiter=limiter,
+            on_start=on_start,
         )
         if result.status >= 300 and not result.not_modified:
             raise _http_error(result, now)
@@ -129,7 +131,7 @@ def poll(
             now,
             options.policy,
             headers=result.headers,
-            ttl=parsed.ttl if parsed else None,
+            ttl=parsed.ttl if parsed else state.ttl,
             publish_gap=state.publish_gap,
         ),
         body_hash=body_hash,
@@ -144,12 +146,16 @@ def watchdog_limit(options: FetchOptions) -> float:
 
 
 def _guarded_poll(
-    state: FeedState, options: PollOptions, now: datetime, limiter: HostLimiter
+    state: FeedState,
+    options: PollOptions,
+    now: datetime,
+    limiter: HostLimiter,
+    on_start: Callable[[], None],
 ) -> Outcome:
     """poll(), with a bug in our code for one feed recorded as that feed's error (and backed
     off), instead of ending the round and retrying the feed at once, for ever."""
     try:
-        return poll(state, options, now, limiter)
+        return poll(state, options, now, limiter, on_start)
     except Exception as e:  # noqa: BLE001
         log.error("%s: poll failed: %s", state.spec.url, "".join(format_exception(e)))
         return failed(state, e, options, now)
@@ -189,9 +195,13 @@ def poll_many(
                 state = todo.get_nowait()
             except queue.Empty:
                 return
-            with lock:
-                started[state.spec.url] = time.monotonic()
-            done.put(_guarded_poll(state, options, now, limiter))
+            url = state.spec.url
+
+            def start(url: str = url) -> None:  # the host's slot is ours: the clock runs
+                with lock:
+                    started[url] = time.monotonic()
+
+            done.put(_guarded_poll(state, options, now, limiter, start))
 
     def spawn() -> None:
         threading.Thread(target=work, name="poll", daemon=True).start()

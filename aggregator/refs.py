@@ -333,7 +333,7 @@ def match(
         status = LINKED if canonical_url and linked_from else UNKNOWN
         return Checked(reference, canonical_url, status, linked_from=linked_from)
 
-    def closeness(row: dict[str, Any]) -> tuple[int, bool, tuple[int, str, int]]:
+    def closeness(row: dict[str, Any]) -> tuple[int, bool, tuple[int, int, int, str, int]]:
         differs = _differences(reference, _stored(row, tz))
         return (len(differs), "title" in differs, publisher_rank(row))
 

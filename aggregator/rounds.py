@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from aggregator.config import Settings
+from aggregator.errors import StoreError
 from aggregator.fetch import HostLimiter
 from aggregator.models import ApplyResult, FeedState, Outcome
 from aggregator.poll import PollOptions, poll_many
@@ -28,6 +29,7 @@ class RoundSummary:
     failed: int = 0
     new_entries: int = 0
     failures: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (
@@ -49,19 +51,19 @@ def describe(outcome: Outcome, applied: ApplyResult) -> str:
     )
 
 
-def _report_moves(outcome: Outcome) -> None:
-    fetch, error = outcome.fetch, outcome.error
+def notices(outcome: Outcome) -> list[str]:
+    """What the user should act on: a feed that moved for good, or one that is gone."""
+    fetch, error, name = outcome.fetch, outcome.error, outcome.spec.name
+    found = []
     if fetch is not None and fetch.permanent_url and fetch.permanent_url != outcome.state.url:
-        log.warning(
-            "feed=%r moved permanently to %s; now polling the new URL, update feeds.yaml",
-            outcome.spec.name,
-            fetch.permanent_url,
+        found.append(
+            f"feed={name!r} moved permanently to {fetch.permanent_url}; now polling the new"
+            " URL, update feeds.yaml"
         )
     if error is not None and error.status == 410:
-        log.error(
-            "feed=%r is gone (HTTP 410): no longer polled; remove it from feeds.yaml",
-            outcome.spec.name,
-        )
+        found.append(f"feed={name!r} is gone (HTTP 410): no longer polled; remove it from"
+                     " feeds.yaml")  # fmt: skip
+    return found
 
 
 def poll_round(
@@ -73,7 +75,12 @@ def poll_round(
     *,
     stop: threading.Event | None = None,
     on_outcome: Callable[[Outcome, ApplyResult], None] | None = None,
+    log_problems: bool = True,
 ) -> RoundSummary:
+    """Poll `states` and store each outcome as it arrives. Failures and notices are logged
+    as warnings, or (log_problems=False, for a command that prints the summary itself)
+    only at info level, so they are not shown twice."""
+    warn = logging.WARNING if log_problems else logging.INFO
     summary = RoundSummary(feeds=len(states))
     outcomes = poll_many(
         states,
@@ -84,19 +91,28 @@ def poll_round(
         stop=stop,
     )
     for outcome in outcomes:
-        applied = store.apply(outcome)
+        try:
+            applied = store.apply(outcome)
+        except StoreError as e:
+            # Nothing of this feed was written: it stays due and is polled again.
+            summary.failed += 1
+            summary.failures.append(f"{outcome.spec.name}: not stored: {e}")
+            log.log(warn, "feed=%r not stored, will be polled again: %s", outcome.spec.name, e)
+            continue
         summary.new_entries += applied.new_entries
         if outcome.error:
             summary.failed += 1
             summary.failures.append(f"{outcome.spec.name}: {outcome.error.message}")
-            log.warning(describe(outcome, applied))
+            log.log(warn, describe(outcome, applied))
         elif outcome.unchanged:
             summary.not_modified += 1
             log.info(describe(outcome, applied))
         else:
             summary.ok += 1
             log.info(describe(outcome, applied))
-        _report_moves(outcome)
+        for notice in notices(outcome):
+            summary.notices.append(notice)
+            log.log(warn, notice)
         if on_outcome is not None:
             on_outcome(outcome, applied)
     return summary

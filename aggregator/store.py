@@ -190,6 +190,14 @@ def m003_references(db: Database) -> None:
         db.execute(statement)
 
 
+@migrations()
+def m004_ttl_and_links_hash(db: Database) -> None:
+    """feeds.ttl_s keeps a feed's RSS <ttl> across 304s; entries.links_hash notices an entry
+    whose outbound links changed while its text did not."""
+    _table(db, "feeds").add_column("ttl_s", float)
+    _table(db, "entries").add_column("links_hash", str)
+
+
 def ensure_shape(db: Database) -> None:
     """Idempotent parts of the schema: full-text search, and views (recreated, so a new
     version's definition replaces the old one)."""
@@ -244,6 +252,13 @@ def dated(published: datetime | None, first_seen: datetime) -> datetime:
     return published
 
 
+def _links_hash(entry: ParsedEntry) -> str | None:
+    if not entry.links:
+        return None
+    text = "\x1f".join(f"{link.url}\x1e{link.text or ''}" for link in entry.links)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def _entry_values(entry: ParsedEntry) -> dict[str, Any]:
     return {
         "guid": entry.guid,
@@ -255,6 +270,7 @@ def _entry_values(entry: ParsedEntry) -> dict[str, Any]:
         "tags": json.dumps(list(entry.tags), ensure_ascii=False),
         "published": maybe_iso(entry.published),
         "updated": maybe_iso(entry.updated),
+        "links_hash": _links_hash(entry),
     }
 
 
@@ -310,6 +326,24 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """A write transaction that takes the write lock up front (BEGIN IMMEDIATE): with a
+        plain BEGIN, a reader that later writes while another process commits fails at once
+        with "database is locked" instead of waiting for the busy timeout."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():  # a savepoint inside the caller's transaction
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.execute("COMMIT")
+
     @property
     def path(self) -> str:
         return str(self.db.execute("PRAGMA database_list").fetchone()[2])
@@ -325,7 +359,7 @@ class Store:
     def sync_feeds(self, specs: Sequence[FeedSpec], now: datetime) -> None:
         """Make the feeds table match feeds.yaml; a feed no longer listed is deactivated,
         never deleted, so its entries stay."""
-        with self.db.atomic():
+        with self.writing():
             listed = [spec.url for spec in specs]
             for position, spec in enumerate(specs):
                 self.db.execute(
@@ -334,7 +368,8 @@ class Store:
                     VALUES (?, ?, ?, ?, 1, ?, ?)
                     ON CONFLICT(url) DO UPDATE SET name = excluded.name, tags = excluded.tags,
                         position = excluded.position, active = 1,
-                        interval_s = excluded.interval_s
+                        interval_s = excluded.interval_s,
+                        gone = CASE WHEN feeds.active THEN feeds.gone ELSE 0 END
                     """,
                     [
                         spec.url,
@@ -390,6 +425,7 @@ class Store:
                 next_fetch_at=next_fetch_at,
                 last_fetch_at=from_iso(row["last_fetch_at"]),
                 gone=bool(row["gone"]),
+                ttl=timedelta(seconds=row["ttl_s"]) if row["ttl_s"] else None,
                 publish_gap=self._publish_gap(row["id"]),
             )
             states.append(state)
@@ -409,7 +445,7 @@ class Store:
         spec = outcome.spec
         fetch = outcome.fetch
         now = fetch.fetched_at if fetch else datetime.now(UTC)
-        with self.db.atomic():
+        with self.writing():
             feed_id = self._feed_id(spec.url)
             new = updated = 0
             if outcome.parsed is not None:
@@ -470,7 +506,12 @@ class Store:
             if fetch is not None and fetch.permanent_url:
                 values["current_url"] = fetch.permanent_url
         if parsed is not None:
-            values |= {"site_url": parsed.link, "title": parsed.title, "version": parsed.version}
+            values |= {
+                "site_url": parsed.link,
+                "title": parsed.title,
+                "version": parsed.version,
+                "ttl_s": parsed.ttl.total_seconds() if parsed.ttl else None,
+            }
         _update(self.db, "feeds", feed_id, values)
 
     def _existing(self, feed_id: int, keys: list[str]) -> dict[str, dict[str, Any]]:
@@ -530,7 +571,7 @@ class Store:
 
     @wrap_errors
     def daemon_started(self, pid: int, host: str, config: str, now: datetime) -> None:
-        with self.db.atomic():
+        with self.writing():
             self.db.execute(
                 """
                 INSERT INTO daemon (id, pid, host, config, started_at, beat_at, stopped_at)
@@ -545,7 +586,7 @@ class Store:
     @wrap_errors
     def daemon_update(self, **values: Any) -> None:
         """Heartbeat and progress: beat_at, last_round_at, last_round, stopped_at, ..."""
-        with self.db.atomic():
+        with self.writing():
             _update(self.db, "daemon", 1, values)
 
     @wrap_errors
@@ -572,7 +613,7 @@ class Store:
     def prune(self, now: datetime, fetch_log_days: int, entry_days: int | None) -> dict[str, int]:
         """Retention: old fetch log rows, and (only when configured) old entries."""
         removed = {"fetches": 0, "entries": 0}
-        with self.db.atomic():
+        with self.writing():
             cutoff = iso(now - timedelta(days=fetch_log_days))
             removed["fetches"] = self.db.execute(
                 "DELETE FROM fetches WHERE fetched_at < ?", [cutoff]
@@ -617,6 +658,9 @@ class Store:
     @wrap_errors
     def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         """Full-text search on titles and summaries; words are matched literally."""
+        quoted = self.db.quote_fts(query)
+        if not quoted.strip('" '):
+            return []
         return self.rows(
             """
             SELECT entries.id, entries.title, entries.url, entries.published, entries.dated,
@@ -628,7 +672,7 @@ class Store:
             WHERE entries_fts MATCH ?
             ORDER BY rank LIMIT ?
             """,
-            [self.db.quote_fts(query), limit],
+            [quoted, limit],
         )
 
     @wrap_errors
@@ -680,7 +724,7 @@ class Store:
     @wrap_errors
     def record_error(self, url: str, error: ErrorInfo, now: datetime) -> None:
         """Log a failure that happened outside a poll (e.g. a worker crash) for a feed."""
-        with self.db.atomic():
+        with self.writing():
             feed_id = self._feed_id(url)
             _insert(
                 self.db,
@@ -774,7 +818,7 @@ class Store:
         entry_ids: Sequence[int],
     ) -> int:
         """Remember an exported digest and the entries it held, in order."""
-        with self.db.atomic():
+        with self.writing():
             row = {
                 "day": day.isoformat(),
                 "format": fmt,
@@ -846,7 +890,7 @@ class Store:
         self, name: str, path: str | None, now: datetime, citations: Iterable[Citation]
     ) -> int:
         """Record an article's citations; importing the same name again replaces them."""
-        with self.db.atomic():
+        with self.writing():
             self.db.execute(
                 """
                 INSERT INTO articles (name, path, imported_at) VALUES (?, ?, ?)

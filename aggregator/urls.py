@@ -43,10 +43,12 @@ def _hidden_scheme(url: str) -> str | None:
 
 
 def web_url(url: str | None, base: str | None = None) -> str | None:
-    """`url` made absolute against `base`, if it is http(s); None for anything else."""
+    """`url` made absolute against `base`, if it is http(s); None for anything else.
+
+    Blank (empty or whitespace-only) is None, not `base`: it names no link."""
+    url = (url or "").strip()
     if not url:
         return None
-    url = url.strip()
     if _hidden_scheme(url) not in (None, *WEB_SCHEMES):
         return None
     if base:
@@ -88,8 +90,18 @@ def strip_tracking(url: str) -> str:
 
 
 def canonical(url: str) -> str:
-    """The dedup key of a URL: tracking parameters and fragment removed, scheme and
-    host lowercased, default port dropped. Path and remaining query are kept as written."""
+    """The dedup key of a URL, never shown to users: tracking parameters, fragment and an
+    empty `?` removed, scheme and host lowercased, default port dropped, an empty http(s)
+    path given as `/` (RFC 3986 6.2.3: `https://host` is `https://host/`). Path and remaining
+    query are kept as written, percent-encoding case included.
+
+    User info is dropped: it names no resource (RFC 9110 4.2.4 deprecates it in http(s)), so
+    `https://evil@www.theregister.com/x` is the Register's `/x`. The host is what follows the
+    `@`: `https://www.theregister.com@evil.example/` stays on evil.example.
+
+    `http` and `https` stay distinct: they are different origins that may serve different
+    things (RFC 9110 4.2.2), and merging them would mean guessing which one was cited.
+    """
     parts = urlsplit(strip_tracking(url))
     host = (parts.hostname or "").lower()
     if ":" in host:
@@ -100,7 +112,10 @@ def canonical(url: str) -> str:
         port = None
     if port and port != _DEFAULT_PORTS.get(parts.scheme):
         host = f"{host}:{port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+    path = parts.path
+    if not path and host and parts.scheme in WEB_SCHEMES:
+        path = "/"
+    return urlunsplit((parts.scheme, host, path, parts.query, ""))
 
 
 @functools.lru_cache(maxsize=8192)

@@ -28,37 +28,53 @@ def host_sql(url: str) -> str:
     )"""
 
 
-# Every entry with a web link, with its feed and whether that feed published the story:
-# the digest titles a story by such a sighting (digest.select_day's rule).
+# Every entry with a web link, with its feed and how that feed relates to the story's host
+# (digest.publisher_rank): publisher_rank 0 when the feed is served from the link's host
+# (its current URL if it moved, else its URL), 1 when the feed declares that host as its
+# site, else 2. The digest titles a story by its lowest (publisher_rank, inactive,
+# feed_position, dated, id) sighting. `IS` compares as Python's `==` does (None == None).
 SIGHTINGS = f"""
 SELECT id, feed_id, feed_name, feed_position, feed_active, title, url, canonical_url,
-       dated, link_host,
-       coalesce(link_host = site_host, 0) OR coalesce(link_host = feed_host, 0) AS publisher
+       dated, link_host, publisher_rank, publisher_rank < 2 AS publisher
 FROM (
-  SELECT entries.id, entries.feed_id, feeds.name AS feed_name,
-         feeds.position AS feed_position, feeds.active AS feed_active,
-         entries.title, entries.url, entries.canonical_url, entries.dated,
-         {host_sql("entries.canonical_url")} AS link_host,
-         {host_sql("feeds.site_url")} AS site_host,
-         {host_sql("feeds.url")} AS feed_host
-  FROM entries JOIN feeds ON feeds.id = entries.feed_id
-  WHERE entries.canonical_url IS NOT NULL
+  SELECT id, feed_id, feed_name, feed_position, feed_active, title, url, canonical_url,
+         dated, link_host,
+         CASE WHEN link_host IS feed_host THEN 0 WHEN link_host IS site_host THEN 1
+              ELSE 2 END AS publisher_rank
+  FROM (
+    SELECT entries.id, entries.feed_id, feeds.name AS feed_name,
+           feeds.position AS feed_position, feeds.active AS feed_active,
+           entries.title, entries.url, entries.canonical_url, entries.dated,
+           {host_sql("entries.canonical_url")} AS link_host,
+           {host_sql("coalesce(nullif(feeds.current_url, ''), feeds.url)")} AS feed_host,
+           {host_sql("feeds.site_url")} AS site_host
+    FROM entries JOIN feeds ON feeds.id = entries.feed_id
+    WHERE entries.canonical_url IS NOT NULL
+  )
 )
 """
 
-# Every URL an entry points to: its outbound links, and its own story URL (a feed that
-# links to another feed's story cites it too). The most-cited queries count feeds here.
-MENTIONS = """
+# Every URL an entry cites, by store.CITING's rule (what `aggregator refs` counts): the
+# URLs its HTML links to except its own, and its own story URL when that points off its
+# feed (the link's host is none of the feed's site, URL and current URL hosts: an
+# aggregator linking out). A publisher's own entry is the story, not a mention of it.
+# The most-cited queries count distinct feeds here.
+MENTIONS = f"""
 SELECT links.url AS url, 'link' AS kind, links.text AS text, entries.id AS entry_id,
        entries.feed_id AS feed_id, feeds.name AS feed_name, entries.dated AS dated
 FROM links
 JOIN entries ON entries.id = links.entry_id
 JOIN feeds ON feeds.id = entries.feed_id
+WHERE links.url IS NOT entries.canonical_url
 UNION ALL
 SELECT entries.canonical_url, 'entry', entries.title, entries.id, entries.feed_id,
        feeds.name, entries.dated
 FROM entries JOIN feeds ON feeds.id = entries.feed_id
 WHERE entries.canonical_url IS NOT NULL
+  AND {host_sql("entries.canonical_url")} NOT IN (
+      coalesce({host_sql("feeds.site_url")}, ''),
+      coalesce({host_sql("feeds.url")}, ''),
+      coalesce({host_sql("feeds.current_url")}, ''))
 """
 
 VIEWS: dict[str, str] = {

@@ -86,3 +86,11 @@ def test_python_dash_m_runs_the_cli() -> None:
     assert result.returncode == 0
     for command in ("fetch", "digest", "search", "feeds", "stats"):
         assert command in result.stdout
+
+
+def test_search_with_nothing_to_look_for(write_config: Callable[..., Path]) -> None:
+    config = write_config()
+    empty = invoke("--config", str(config), "search", "  ")
+    assert empty.exit_code == 2 and "QUERY is empty" in empty.output
+    quotes = invoke("--config", str(config), "search", '"')
+    assert quotes.exit_code == 0 and "no entries match" in quotes.output

@@ -20,8 +20,10 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,10 +37,12 @@ from pytest_httpserver import HTTPServer
 
 from aggregator import browse
 from aggregator.cli import cli
+from aggregator.digest import publisher_rank
 from aggregator.store import Store
 from aggregator.urls import host_of
 from aggregator.views import VIEWS, host_sql
 from tests.conftest import DATA
+from tests.test_refs import CITING_FEEDS, fetch_feeds
 
 E2E = DATA / "e2e"
 DAY = "2026-04-20"
@@ -68,16 +72,15 @@ def run_cli(config: Path, *args: str) -> str:
     return result.stdout
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    """feeds.yaml -> loopback server -> `aggregator fetch` -> tmp/aggregator.db."""
-    work = tmp_path_factory.mktemp("datasette")
+def build(work: Path, extra: tuple[tuple[str, str, bytes, str], ...] = ()) -> Built:
+    """feeds.yaml -> loopback server -> `aggregator fetch` -> work/aggregator.db: the e2e
+    feeds, then `extra` ones (name, path, body, content type), then one that fails."""
     server = HTTPServer(host="127.0.0.1", port=0)
     server.start()
     try:
         feeds = []
-        for name, path, file, content_type in FEEDS:
-            body = (E2E / file).read_bytes()
+        served = [(n, p, (E2E / f).read_bytes(), t) for n, p, f, t in FEEDS]
+        for name, path, body, content_type in [*served, *extra]:
             server.expect_request(path).respond_with_data(body, content_type=content_type)
             feeds.append({"url": server.url_for(path), "name": name, "tags": ["tech"]})
         server.expect_request("/missing").respond_with_data("gone fishing", status=404)
@@ -86,10 +89,20 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         settings = {"database": str(work / "aggregator.db"), "digest_dir": str(work / "d")}
         config.write_text(yaml.safe_dump({"settings": settings, "feeds": feeds}))
         result = CliRunner().invoke(cli, ["--config", str(config), "fetch"])
-        assert "4 feeds: 3 ok, 0 not modified, 1 failed; 15 new entries" in result.output
+        assert f"{len(feeds)} feeds: {len(feeds) - 1} ok, 0 not modified, 1 failed" in (
+            result.output
+        ), result.output
     finally:
         server.stop()
-    yield Built(config, work / "aggregator.db", work)
+    return Built(config, work / "aggregator.db", work)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    built = build(tmp_path_factory.mktemp("datasette"))
+    with sqlite3.connect(built.db) as conn:
+        assert conn.execute("SELECT count(*) FROM entries").fetchone() == (15,)
+    return built
 
 
 def packaged_metadata() -> dict[str, Any]:
@@ -104,6 +117,17 @@ def ds(built: Built) -> Iterator[Any]:
     yield instance
     for database in instance.databases.values():
         database.close()
+
+
+@contextmanager
+def datasette_on(path: Path) -> Iterator[Any]:
+    """In-process Datasette on another database file, with the packaged metadata."""
+    instance = Datasette([str(path)], metadata=packaged_metadata())
+    try:
+        yield instance
+    finally:
+        for database in instance.databases.values():
+            database.close()
 
 
 def get(ds: Any, path: str) -> Any:
@@ -296,6 +320,104 @@ def test_digest_query_keeps_an_exported_day_and_appends_late_arrivals(
             database.close()
 
 
+IMPOSTOR_TITLE = "Register admits AI quotas are a scam"
+# Served on 127.0.0.1 like the others and listed after the Register, it declares the
+# Register's site as its own and carries the Register's story, retitled and backdated.
+IMPOSTOR = f"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>The Register (really)</title>
+<link>https://www.theregister.com/</link><description>Totally the Register</description>
+<item><title>{IMPOSTOR_TITLE}</title><link>{REGISTER_STORY}?utm_source=copy</link>
+<guid isPermaLink="false">copy-1</guid><pubDate>Sun, 19 Apr 2026 06:00:00 GMT</pubDate></item>
+</channel></rss>
+""".encode()
+
+
+def test_a_feed_claiming_another_site_cannot_title_its_stories(tmp_path: Path) -> None:
+    """Both feeds declare the Register's site: feeds.yaml order decides, not the date."""
+    impostor = build(tmp_path, (("Impostor", "/copy.rss", IMPOSTOR, "application/rss+xml"),))
+    expected = (E2E / "expected-2026-04-20.refs").read_text(encoding="utf-8")
+    assert run_cli(impostor.config, "digest", "--date", DAY) == expected
+    with datasette_on(impostor.db) as instance:
+        for day in ("2026-04-19", DAY):
+            found = rows(instance, f"/aggregator/digest.json?day={day}")
+            assert [r["line"] for r in found] == (
+                run_cli(impostor.config, "digest", "--date", day).splitlines()
+            )
+            assert not any(IMPOSTOR_TITLE in r["line"] for r in found)
+        register = next(r for r in found if r["url"] == REGISTER_STORY)
+        assert register["title"] == "AI quota inflation is no token effort. It’s baked in"
+        assert register["feed"] == "The Register"
+        assert register["also_in"] == "Hacker News, Impostor"
+        sightings = rows(
+            instance,
+            "/aggregator/sightings.json?_sort=feed_position&canonical_url="
+            + urllib.parse.quote(REGISTER_STORY),
+        )
+        assert [(r["feed_name"], r["publisher_rank"], r["publisher"]) for r in sightings] == [
+            ("The Register", 1, 1),
+            ("Hacker News", 2, 0),
+            ("Impostor", 1, 1),
+        ]
+        # the impostor's copy is on its declared site: no mention, as `refs` has it
+        cited = rows(instance, "/aggregator/most_cited_week.json?until=2026-04-22")
+        assert next(r for r in cited if r["url"] == REGISTER_STORY)["cited_by"] == "Hacker News"
+
+
+def test_sightings_rank_is_publisher_rank(built: Built, tmp_path: Path) -> None:
+    """Each match level and tie-break of digest.publisher_rank, in the view and the query."""
+    path = tmp_path / "aggregator.db"
+    with sqlite3.connect(built.db) as source, sqlite3.connect(path) as target:
+        source.backup(target)
+    config = tmp_path / "feeds.yaml"
+    settings = {"database": str(path), "digest_dir": str(tmp_path / "d")}
+    config.write_text(yaml.safe_dump({"settings": settings, "feeds": []}))
+    lines = (E2E / "expected-2026-04-20.refs").read_text(encoding="utf-8").splitlines()
+    anthropic, checklist = (line[line.rindex("[") + 1 : -1] for line in (lines[0], lines[5]))
+    with Store.open(path) as store, store.db.conn:
+
+        def add(name: str, position: int, active: int, urls: tuple[str, str | None, str]) -> None:
+            url, current_url, site_url = urls
+            feed_id = store.db.execute(
+                "INSERT INTO feeds (url, name, position, active, current_url, site_url)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [url, name, position, active, current_url, site_url],
+            ).lastrowid
+            story = {"Mirror": REGISTER_STORY, "Claimant": anthropic}.get(name, checklist)
+            dated = f"2026-04-20T{'00:01' if name == 'Claimant' else '23:00'}:00+00:00"
+            store.db.execute(
+                "INSERT INTO entries (feed_id, guid_key, url, canonical_url, title, first_seen,"
+                " dated, tags) VALUES (?, 'x', ?, ?, ?, ?, ?, '[]')",
+                [feed_id, story, story, f"{name} title", dated, dated],
+            )
+
+        # moved to the Register's host (level 0) beats the Register's own site link (1)
+        add("Mirror", 10, 1, ("http://127.0.0.1:9/a", "https://WWW.TheRegister.com:8443/f", ""))
+        # removed from feeds.yaml: after every listed feed, though first in position
+        add("Claimant", -1, 0, ("http://127.0.0.1:9/b", None, "https://techcrunch.com/"))
+        # served from the story's host (an empty current_url is no move) beats a link-out
+        add("Checklist", 30, 1, ("https://www.cyberchecklist.app/feed", "", "https://x.example/"))
+        every = store.entries_for_urls(
+            url for (url,) in store.db.execute("SELECT DISTINCT canonical_url FROM entries")
+        )
+    with datasette_on(path) as instance:
+        view = {r["id"]: r for r in rows(instance, "/aggregator/sightings.json?_size=max")}
+        assert {r["id"]: view[r["id"]]["publisher_rank"] for r in every} == {
+            r["id"]: publisher_rank(r)[0] for r in every
+        }
+        assert {r["publisher"] for r in view.values()} == {0, 1}
+        assert all(r["publisher"] == (r["publisher_rank"] < 2) for r in view.values())
+        for day in ("2026-04-19", DAY, "2026-04-21"):
+            found = rows(instance, f"/aggregator/digest.json?day={day}")
+            assert [r["line"] for r in found] == (
+                run_cli(config, "digest", "--date", day).splitlines()
+            )
+        found = rows(instance, f"/aggregator/digest.json?day={DAY}")
+    titles = {r["url"]: (r["title"], r["feed"]) for r in found}
+    assert titles[REGISTER_STORY] == ("Mirror title", "Mirror")
+    assert titles[anthropic] == (lines[0][3 : lines[0].rindex(", 20")], "TechCrunch")
+    assert titles[checklist] == ("Checklist title", "Checklist")
+
+
 def test_digest_query_defaults_to_yesterday_and_ignores_bad_days(ds: Any) -> None:
     assert get(ds, "/aggregator/digest.json").json()["rows"] == []
     assert rows(ds, "/aggregator/digest.json?day=not-a-day") == []
@@ -303,29 +425,81 @@ def test_digest_query_defaults_to_yesterday_and_ignores_bad_days(ds: Any) -> Non
 
 def test_most_cited_today(ds: Any) -> None:
     found = rows(ds, "/aggregator/most_cited_today.json?until=2026-04-21")
-    assert found[0] == {
+    by_url = {r["url"]: r for r in found}
+    # Hacker News links out to the Register's story; the Register's own entry is the story
+    assert by_url[REGISTER_STORY] == {
         "url": REGISTER_STORY,
-        "feeds": 2,
-        "cited_by": "Hacker News, The Register",
-        "mentions": 2,
+        "feeds": 1,
+        "cited_by": "Hacker News",
+        "mentions": 1,
         "last_cited": "2026-04-20T15:40:22+00:00",
     }
-    assert all(r["feeds"] == 1 for r in found[1:])
-    by_url = {r["url"]: r for r in found}
+    assert all(r["feeds"] == 1 for r in found)
+    # a publisher's own entries mention nothing of theirs: no story of the day by itself
+    assert not any(u.startswith("https://techcrunch.com/2026/04/20/") for u in by_url)
     # entries of the 21st and the 19th are outside the 24 hours, a link to the 19th is not
     assert "https://pitchbook.com/" not in by_url and not any("/04/21/" in u for u in by_url)
-    assert by_url[SEED_STORY]["mentions"] == 1
+    assert by_url[SEED_STORY] == {**by_url[SEED_STORY], "cited_by": "TechCrunch", "mentions": 1}
     assert get(ds, "/aggregator/most_cited_today.json").json()["ok"]  # blank: until now
 
 
 def test_most_cited_week(ds: Any) -> None:
     found = rows(ds, "/aggregator/most_cited_week.json?until=2026-04-22")
-    assert found[0]["url"] == REGISTER_STORY and found[0]["feeds"] == 2
-    # linked from one TechCrunch story and published by TechCrunch: two mentions, one feed
-    assert found[1] == {**found[1], "url": SEED_STORY, "feeds": 1, "mentions": 2}
-    urls = {r["url"] for r in found}
-    assert "https://pitchbook.com/" in urls  # an outbound link of a 21 April entry
+    by_url = {r["url"]: r for r in found}
+    assert all(r["feeds"] == 1 for r in found)
+    assert by_url[REGISTER_STORY]["cited_by"] == "Hacker News"
+    # linked from one TechCrunch story and published by TechCrunch: the link is the mention
+    assert by_url[SEED_STORY] == {**by_url[SEED_STORY], "feeds": 1, "mentions": 1}
+    assert found[0]["url"] == "https://pitchbook.com/"  # an outbound link of a 21 April entry
     assert rows(ds, "/aggregator/most_cited_week.json?until=2026-04-01") == []
+
+
+def refs_top(config: Path, since: str) -> list[tuple[str, int, list[str], int]]:
+    """`aggregator refs top --since SINCE` for every URL cited at all: (url, feeds, the
+    citing feeds' names, citing entries), in its order."""
+    out = run_cli(config, "refs", "top", "--since", since, "--min-feeds", "1", "--limit", "99")
+    found: list[tuple[str, int, list[str], int]] = []
+    names: set[str] = set()
+    for line in out.splitlines():
+        if not line.startswith(" "):
+            count, url = line.split(" feed", 1)[0], line.split("  ", 1)[1]
+            names = set()
+            found.append((url, int(count), [], 0))
+        elif not line.startswith("    = "):
+            names.add(line.strip().split("  ", 1)[1].split(": ", 1)[0])
+            url, count, _, entries = found[-1]
+            found[-1] = (url, count, sorted(names), entries + 1)
+    return found
+
+
+def most_cited_week(ds: Any, until: str) -> list[tuple[str, int, list[str], int]]:
+    return [
+        (r["url"], r["feeds"], sorted(r["cited_by"].split(", ")), r["mentions"])
+        for r in rows(ds, f"/aggregator/most_cited_week.json?until={until}")
+    ]
+
+
+def test_most_cited_week_is_refs_top(ds: Any, built: Built) -> None:
+    """The canned query counts what `refs top` counts: same URLs, feeds, citers, order."""
+    cli_found = refs_top(built.config, "2026-04-15")  # 7 days before the 22nd, UTC
+    assert 20 < len(cli_found) < 99
+    assert most_cited_week(ds, "2026-04-22") == cli_found
+    assert (REGISTER_STORY, 1, ["Hacker News"], 1) in cli_found
+
+
+def test_most_cited_week_is_refs_top_when_feeds_cite_each_other(
+    httpserver: Any, write_config: Any, db_path: Path
+) -> None:
+    """test_refs's feeds: stories cited by two and three feeds, by link and by link-out."""
+    config = fetch_feeds(httpserver, write_config, CITING_FEEDS)
+    cli_found = refs_top(config, "2026-04-15")
+    with datasette_on(db_path) as instance:
+        assert most_cited_week(instance, "2026-04-22") == cli_found
+    assert cli_found[:3] == [
+        ("https://openai.com/pricing", 3, ["Daily Links", "Lobsters", "The Register"], 3),
+        (REGISTER_STORY, 3, ["Daily Links", "Hacker News", "Lobsters"], 3),
+        ("https://blog.example/post", 2, ["Hacker News", "Lobsters"], 2),
+    ]
 
 
 def test_feed_health_lists_failing_feeds_first(ds: Any) -> None:

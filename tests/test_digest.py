@@ -173,3 +173,26 @@ def test_first_seen_decides_the_day_of_undated_entries(store: Store) -> None:
                         spec=A, now=seen))  # fmt: skip
     assert [e.day for e in select_day(store, date(2026, 4, 21), UTC_ZONE)] == [seen.date()]
     assert select_day(store, DAY - timedelta(days=0), UTC_ZONE) == ()
+
+
+def test_csv_cells_cannot_become_spreadsheet_formulas() -> None:
+    entries = [digest_entry('=HYPERLINK("https://evil.example","click")', 1),
+               digest_entry("@SUM(A1)", 2), digest_entry("Plain", 3)]  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(render(entries, DAY, "csv"))))
+    assert [r["title"] for r in rows] == [
+        '\'=HYPERLINK("https://evil.example","click")',
+        "'@SUM(A1)",
+        "Plain",
+    ]
+    assert rows[0]["url"] == "https://a.example/1?q=1"
+
+
+def test_digest_files_are_readable_like_any_file(store: Store, tmp_path: Path) -> None:
+    import stat
+
+    from aggregator.digest import UMASK
+
+    store.apply(outcome(story("a", "Story", "https://a.example/s", at(9)), spec=A, now=FETCHED))
+    [path] = export_digest(store, DAY, UTC_ZONE, tmp_path / "out", ["refs"])
+    expected = 0o666 & ~UMASK  # what any other file written by this process gets
+    assert stat.S_IMODE(path.stat().st_mode) == expected != 0o600

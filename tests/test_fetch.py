@@ -795,3 +795,36 @@ def test_a_bug_for_one_feed_is_that_feeds_error_not_the_rounds(
     bad = outcomes["bad"].error
     assert bad is not None and bad.type == "RuntimeError" and "a bug in our parser" in bad.message
     assert outcomes["bad"].next_fetch_at >= NOW + timedelta(seconds=30)  # backed off
+
+
+def test_waiting_for_a_host_slot_costs_no_deadline(raw_server: RawServer) -> None:
+    """Six feeds on one slow host, two at a time: the last pair waits ~2 s for its turn,
+    longer than the deadline, and still gets the whole deadline for its own request."""
+    counter = InFlight(hold=1.0)
+    raw_server.routes["/slow"] = counter
+    options = replace(OPTIONS, deadline=1.5, read_timeout=1.2)
+    urls = [raw_server.url("/slow")] * 6
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        limiter = HostLimiter(2)
+        results = list(pool.map(lambda u: get(u, options, limiter=limiter), urls))
+    assert [r.body for r in results] == [RSS] * 6
+    assert counter.peak == 2
+
+
+def test_a_host_whose_slots_stay_taken_is_an_error_not_a_hang(raw_server: RawServer) -> None:
+    limiter = HostLimiter(1)
+    url = raw_server.url("/never-reached")
+    options = replace(OPTIONS, deadline=0.2, read_timeout=0.1)
+    started = time.monotonic()
+    with limiter.slot(url):  # held as if by a request stuck on a hostile server
+        error = fetch_error(url, options, limiter=limiter)
+    assert "still busy with 1 requests after 0.9s" in str(error)
+    assert time.monotonic() - started < 2
+
+
+def test_a_304_keeps_the_feeds_ttl(httpserver: Any) -> None:
+    httpserver.expect_request("/ttl").respond_with_data(status=304)
+    state = state_for(httpserver.url_for("/ttl"), etag='"v"', ttl=timedelta(hours=4))
+    options = PollOptions(fetch=OPTIONS, policy=Policy(jitter=0))
+    outcome = poll(state, options, NOW)
+    assert outcome.unchanged and outcome.next_fetch_at == NOW + timedelta(hours=4)

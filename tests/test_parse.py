@@ -276,6 +276,32 @@ def test_tracking_params_absent_from_outbound_links() -> None:
         assert "utm_" not in url and "clid" not in url and "#" not in url
 
 
+BARE_HOST_HTML = (
+    '<a href="https://www.ricord.ai">site</a> '
+    '<a href="https://WWW.ricord.ai:443/">same site</a> '
+    '<a href="https://www.ricord.ai?utm_source=rss#top">same again</a> '
+    '<a href="http://www.ricord.ai">plain http</a> '
+    '<a href=" ">blank</a>'
+)
+BARE_HOST = (
+    '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Bare</title>'
+    "<item><title>Home</title><link>https://www.ricord.ai</link>"
+    f"<description>{html.escape(BARE_HOST_HTML)}</description></item></channel></rss>"
+).encode()
+
+
+def test_bare_host_links_are_one_story() -> None:
+    """Outbound links are canonical: an empty path is `/`, so `https://host` and
+    `https://host/` are one link. The entry's own link stays as written (no added slash);
+    a blank href is no link at all, not the entry's own URL."""
+    entry = parse(BARE_HOST, {}, BASE + "bare.rss").entries[0]
+    assert entry.link == "https://www.ricord.ai"
+    assert [link.url for link in entry.links] == [
+        "https://www.ricord.ai/",
+        "http://www.ricord.ai/",
+    ]
+
+
 def test_xxe_reads_no_file() -> None:
     feed = feed_of("hostile/xxe-file.rss")
     assert "Survivor" in [e.title for e in feed.entries]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import format_datetime
@@ -176,21 +176,40 @@ DAILY = rss(
 )
 
 
+CITING_FEEDS = (
+    ("The Register", "/reg.atom", REGISTER, "application/atom+xml"),
+    ("Hacker News", "/hn.rss", HACKER_NEWS, "application/rss+xml"),
+    ("Lobsters", "/lobsters.rss", LOBSTERS, "application/rss+xml"),
+    ("Daily Links", "/daily.rss", DAILY, "application/rss+xml"),
+)
+# Served on loopback like the others, but claiming to be the Register (its channel link)
+# and carrying the Register's story with a made-up title, backdated to the day before.
+FAKE_TITLE = "Register admits AI quotas are a scam"
+IMPOSTOR = rss(
+    "The Register (really)",
+    "https://www.theregister.com/",
+    [Item(FAKE_TITLE, REG_STORY + "?utm_source=impostor", at(6, day=19), guid="copy-1")],
+)
+
+
+def fetch_feeds(
+    httpserver: Any, write_config: Callable[..., Path], feeds: Sequence[tuple[str, str, bytes, str]]
+) -> Path:
+    """Serve `feeds` (name, path, body, content type), list them in that order in
+    feeds.yaml, and fetch them once."""
+    listed = []
+    for name, path, body, kind in feeds:
+        url, _ = serve(httpserver, path, body, kind)
+        listed.append({"url": url, "name": name})
+    config = write_config(feeds=listed)
+    assert f"{len(feeds)} ok" in run(config, "fetch").output
+    return config
+
+
 @pytest.fixture
 def cited(httpserver: Any, write_config: Callable[..., Path]) -> Path:
     """Four feeds citing each other and outside stories; fetched once."""
-    feeds = []
-    for name, path, body, kind in (
-        ("The Register", "/reg.atom", REGISTER, "application/atom+xml"),
-        ("Hacker News", "/hn.rss", HACKER_NEWS, "application/rss+xml"),
-        ("Lobsters", "/lobsters.rss", LOBSTERS, "application/rss+xml"),
-        ("Daily Links", "/daily.rss", DAILY, "application/rss+xml"),
-    ):
-        url, _ = serve(httpserver, path, body, kind)
-        feeds.append({"url": url, "name": name})
-    config = write_config(feeds=feeds)
-    assert "4 ok" in run(config, "fetch").output
-    return config
+    return fetch_feeds(httpserver, write_config, CITING_FEEDS)
 
 
 def top(config: Path, *args: str) -> dict[str, list[str]]:
@@ -270,6 +289,29 @@ def test_who_matches_by_canonical_url(cited: Path) -> None:
     ]
     nobody = run(cited, "refs", "who", "https://nobody.example/")
     assert nobody.stdout == "" and "no entry cites https://nobody.example/" in nobody.output
+
+
+def test_a_feed_claiming_another_site_cannot_title_its_stories(
+    httpserver: Any, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The impostor, listed after the Register, declares the Register's site and backdates
+    a copy of its story: the Register still titles it (digest.publisher_rank), in the
+    digest and in `refs`, and the impostor's copy is no citation (its link is on its site)."""
+    feeds = [CITING_FEEDS[0], ("Impostor", "/copy.rss", IMPOSTOR, "application/rss+xml")]
+    config = fetch_feeds(httpserver, write_config, [*feeds, *CITING_FEEDS[1:]])
+    digest = run(config, "digest", "--date", "2026-04-20").stdout
+    assert f"- ({REG_TITLE}, 2026-04-20)[{REG_STORY}]" in digest.splitlines()
+    assert FAKE_TITLE not in run(config, "digest", "--date", "2026-04-19").stdout
+    story = top(config)[REG_STORY]
+    assert story[:2] == [f"3 feeds  {REG_STORY}", f"    = {REG_TITLE}"]
+    assert not any("Impostor" in line for line in story)
+    assert run(config, "refs", "who", REG_STORY).stdout.splitlines()[1] == f"    = {REG_TITLE}"
+    # a reference matching no sighting is compared with the one the digest shows
+    article = tmp_path / "article.md"
+    article.write_text(f"- (Quotas, 2026-04-01)[{REG_STORY}]\n", encoding="utf-8")
+    assert run(config, "refs", "check", str(article), code=1).stdout.splitlines()[2] == (
+        f"    stored:  ({REG_TITLE}, 2026-04-20) The Register <{REG_STORY}>"
+    )
 
 
 # digest history ------------------------------------------------------------------------

@@ -192,3 +192,35 @@ def test_publish_gap_is_the_median_time_between_entries(store: Store) -> None:
     store.apply(outcome(*entries))
     assert store.feed_states([SPEC])[0].publish_gap == timedelta(hours=10)
     assert store.feed_states([OTHER])[0].publish_gap is None  # never fetched
+
+
+def test_changed_outbound_links_are_stored(store: Store) -> None:
+    store.apply(outcome(entry(links=(OutboundLink("https://wrong.example/x", "x"),))))
+    result = store.apply(outcome(entry(links=(OutboundLink("https://right.example/x", "x"),))))
+    assert result.updated_entries == 1
+    assert store.rows("SELECT url FROM links") == [{"url": "https://right.example/x"}]
+
+
+def test_ttl_is_remembered_across_not_modified(store: Store) -> None:
+    with_ttl = outcome(entry())
+    parsed = replace(with_ttl.parsed, ttl=timedelta(hours=4))  # type: ignore[type-var]
+    store.apply(replace(with_ttl, parsed=parsed))
+    assert store.feed_states([SPEC])[0].ttl == timedelta(hours=4)
+    not_modified = replace(
+        with_ttl, parsed=None, fetch=replace(with_ttl.fetch, status=304, body=None)
+    )  # type: ignore[type-var]
+    store.apply(not_modified)
+    assert store.feed_states([SPEC])[0].ttl == timedelta(hours=4)
+
+
+def test_a_gone_feed_is_polled_again_once_removed_and_re_added(store: Store) -> None:
+    gone = ErrorInfo(type="FetchError", message="HTTP 410 Gone", status=410)
+    store.apply(Outcome(FeedState(SPEC), None, None, gone, T0 + timedelta(hours=1)))
+    assert store.feed_states([SPEC, OTHER], now=T0 + timedelta(days=9)) == [
+        s for s in store.feed_states([OTHER], now=T0 + timedelta(days=9))
+    ]
+    store.sync_feeds([SPEC, OTHER], T0)  # still listed: still gone
+    assert store.feed_states([SPEC])[0].gone
+    store.sync_feeds([OTHER], T0)  # removed from feeds.yaml ...
+    store.sync_feeds([SPEC, OTHER], T0)  # ... and added back
+    assert not store.feed_states([SPEC])[0].gone
