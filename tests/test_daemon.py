@@ -429,3 +429,53 @@ def test_late_arrivals_are_written_into_their_day_on_the_next_digest_run(
     ]  # fmt: skip
     assert second.stop() == 0
     assert "with late arrivals" in second.log()
+
+
+def test_two_writers_at_once_wait_for_each_other(
+    origin: Origin, daemons: Callable[[Path], Daemon], tmp_path: Path
+) -> None:
+    """`aggregator fetch` while the daemon polls: both write, neither fails on a lock."""
+    now = datetime.now(UTC)
+    feeds = []
+    for n in range(30):
+        origin.routes[f"/w{n}"] = Route(body=rss([(f"W{n}-{i}", now - timedelta(minutes=i))
+                                                  for i in range(10)]))  # fmt: skip
+        feeds.append({"url": origin.url(f"/w{n}"), "name": f"W{n}"})
+    path = config(tmp_path, feeds)
+    daemon = daemons(path)
+    wait_for(lambda: entry_count(tmp_path) > 0)
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "aggregator", "--config", str(path), "fetch"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for _ in range(3)
+    ]
+    manual = [(run.wait(timeout=60), *run.communicate(timeout=10)) for run in runs]
+    assert [code for code, _, _ in manual] == [0, 0, 0], [err for _, _, err in manual]
+    assert all("30 feeds: " in out and " 0 failed" in out for _, out, _ in manual)
+    assert daemon.stop() == 0
+    assert "ERROR" not in daemon.log() and "locked" not in daemon.log()
+    assert entry_count(tmp_path) == 300
+
+
+def test_reloads_when_feeds_yaml_changes_on_disk_and_prunes_old_log_rows(
+    origin: Origin, daemons: Callable[[Path], Daemon], tmp_path: Path
+) -> None:
+    origin.routes["/a"] = Route(body=REGISTER, etag='"a"')
+    origin.routes["/b"] = Route(body=REGISTER, etag='"b"')
+    path = config(tmp_path, [{"url": origin.url("/a"), "name": "A"}], fetch_log_days=30)
+    subprocess.run([sys.executable, "-m", "aggregator", "--config", str(path), "fetch"],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    old = (datetime.now(UTC) - timedelta(days=31)).isoformat()
+    query(tmp_path, "UPDATE fetches SET fetched_at = ?", (old,))
+    daemon = daemons(path)
+    wait_for(lambda: "maintenance: pruned 1 fetch log rows" in daemon.log(), what="pruning")
+    time.sleep(1.1)  # a new mtime, even on file systems with one-second resolution
+    config(tmp_path, [{"url": origin.url("/a"), "name": "A"}, {"url": origin.url("/b"),
+                                                                "name": "B"}])  # fmt: skip
+    wait_for(lambda: origin.count("/b") >= 1, what="the feed added on disk")
+    assert "feeds.yaml changed on disk" in daemon.log()
+    assert daemon.stop() == 0
