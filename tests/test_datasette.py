@@ -280,16 +280,22 @@ def test_digest_query_is_the_cli_digest(ds: Any, built: Built, day: str) -> None
         assert {r["date"] for r in found} == {DAY}
 
 
-def test_digest_query_keeps_an_exported_day_and_appends_late_arrivals(
-    built: Built, tmp_path: Path
-) -> None:
-    """Once exported, a day keeps its lines and order; a later story follows (issue 4)."""
+def copy_of(built: Built, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the shared database, with a feeds.yaml that points at it."""
     path = tmp_path / "aggregator.db"
     with sqlite3.connect(built.db) as source, sqlite3.connect(path) as target:
         source.backup(target)
     config = tmp_path / "feeds.yaml"
     settings = {"database": str(path), "digest_dir": str(tmp_path / "d")}
     config.write_text(yaml.safe_dump({"settings": settings, "feeds": []}))
+    return path, config
+
+
+def test_digest_query_keeps_an_exported_day_and_appends_late_arrivals(
+    built: Built, tmp_path: Path
+) -> None:
+    """Once exported, a day keeps its lines and order; a later story follows (issue 4)."""
+    path, config = copy_of(built, tmp_path)
     run_cli(config, "digest", "--date", DAY, "--output", str(tmp_path / "day.refs"))
     with Store.open(path) as store, store.db.conn:
         # fresh order would now put TechCrunch last and the new story first
@@ -365,12 +371,7 @@ def test_a_feed_claiming_another_site_cannot_title_its_stories(tmp_path: Path) -
 
 def test_sightings_rank_is_publisher_rank(built: Built, tmp_path: Path) -> None:
     """Each match level and tie-break of digest.publisher_rank, in the view and the query."""
-    path = tmp_path / "aggregator.db"
-    with sqlite3.connect(built.db) as source, sqlite3.connect(path) as target:
-        source.backup(target)
-    config = tmp_path / "feeds.yaml"
-    settings = {"database": str(path), "digest_dir": str(tmp_path / "d")}
-    config.write_text(yaml.safe_dump({"settings": settings, "feeds": []}))
+    path, config = copy_of(built, tmp_path)
     lines = (E2E / "expected-2026-04-20.refs").read_text(encoding="utf-8").splitlines()
     anthropic, checklist = (line[line.rindex("[") + 1 : -1] for line in (lines[0], lines[5]))
     with Store.open(path) as store, store.db.conn:
