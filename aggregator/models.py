@@ -37,6 +37,7 @@ class FeedState:
     gone: bool = False
     publish_gap: timedelta | None = None  # typical time between the feed's entries
     ttl: timedelta | None = None  # the feed's RSS <ttl>, remembered across 304s
+    window: timedelta | None = None  # time its last document spanned, newest to oldest
 
     @property
     def fetch_url(self) -> str:
@@ -88,6 +89,12 @@ class ParsedFeed:
     entries: tuple[ParsedEntry, ...]
     ttl: timedelta | None = None  # RSS <ttl>
     warnings: tuple[str, ...] = ()
+
+    @property
+    def window(self) -> timedelta | None:
+        """How much time the document covers: newest minus oldest dated entry."""
+        dates = [e.published for e in self.entries if e.published is not None]
+        return max(dates) - min(dates) if len(dates) >= 2 else None
 
 
 @dataclass(frozen=True, slots=True)

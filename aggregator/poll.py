@@ -133,6 +133,7 @@ def poll(
             headers=result.headers,
             ttl=parsed.ttl if parsed else state.ttl,
             publish_gap=state.publish_gap,
+            window=parsed.window if parsed else state.window,
         ),
         body_hash=body_hash,
     )

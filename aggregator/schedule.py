@@ -44,11 +44,20 @@ def cache_hint(headers: Mapping[str, str], now: datetime) -> timedelta | None:
 
 
 def adaptive_interval(
-    configured: timedelta, publish_gap: timedelta | None, policy: Policy
+    configured: timedelta,
+    publish_gap: timedelta | None,
+    policy: Policy,
+    window: timedelta | None = None,
 ) -> timedelta:
-    """A feed that publishes rarely is polled less often: up to half its typical gap
-    between entries, never more often than configured and never past max_interval."""
+    """How often the feed's own rhythm says to poll it.
+
+    A feed whose document spans less time than one interval (`window`: newest minus oldest
+    entry) drops entries off its end before we come back: poll it at half its window, down
+    to min_interval, so none is lost. A feed that publishes rarely is polled less often: up
+    to half its typical gap between entries, never past max_interval."""
     configured = policy.floor(configured)
+    if window is not None and window < configured:
+        return max(policy.min_interval, window / 2)
     if publish_gap is None:
         return configured
     return max(configured, min(publish_gap / 2, policy.max_interval))
@@ -69,10 +78,11 @@ def next_after_success(
     headers: Mapping[str, str] | None = None,
     ttl: timedelta | None = None,
     publish_gap: timedelta | None = None,
+    window: timedelta | None = None,
 ) -> datetime:
-    """Hints (RSS ttl, max-age, Expires) may lengthen the interval up to max_interval,
-    never shorten it below what is configured."""
-    interval = adaptive_interval(configured, publish_gap, policy)
+    """The server's hints (RSS ttl, max-age, Expires) may lengthen the interval up to
+    max_interval; they are honoured even over a short window."""
+    interval = adaptive_interval(configured, publish_gap, policy, window)
     hints = [h for h in (ttl, cache_hint(headers or {}, now)) if h]
     if hints:
         interval = max(interval, min(max(hints), policy.max_interval))

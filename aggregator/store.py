@@ -192,9 +192,11 @@ def m003_references(db: Database) -> None:
 
 @migrations()
 def m004_ttl_and_links_hash(db: Database) -> None:
-    """feeds.ttl_s keeps a feed's RSS <ttl> across 304s; entries.links_hash notices an entry
-    whose outbound links changed while its text did not."""
+    """feeds.ttl_s and window_s keep a feed's RSS <ttl> and the time its document spans
+    across 304s; entries.links_hash notices an entry whose outbound links changed while its
+    text did not."""
     _table(db, "feeds").add_column("ttl_s", float)
+    _table(db, "feeds").add_column("window_s", float)
     _table(db, "entries").add_column("links_hash", str)
 
 
@@ -426,6 +428,7 @@ class Store:
                 last_fetch_at=from_iso(row["last_fetch_at"]),
                 gone=bool(row["gone"]),
                 ttl=timedelta(seconds=row["ttl_s"]) if row["ttl_s"] else None,
+                window=timedelta(seconds=row["window_s"]) if row["window_s"] else None,
                 publish_gap=self._publish_gap(row["id"]),
             )
             states.append(state)
@@ -511,6 +514,7 @@ class Store:
                 "title": parsed.title,
                 "version": parsed.version,
                 "ttl_s": parsed.ttl.total_seconds() if parsed.ttl else None,
+                "window_s": parsed.window.total_seconds() if parsed.window else None,
             }
         _update(self.db, "feeds", feed_id, values)
 

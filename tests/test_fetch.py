@@ -828,3 +828,18 @@ def test_a_304_keeps_the_feeds_ttl(httpserver: Any) -> None:
     options = PollOptions(fetch=OPTIONS, policy=Policy(jitter=0))
     outcome = poll(state, options, NOW)
     assert outcome.unchanged and outcome.next_fetch_at == NOW + timedelta(hours=4)
+
+
+def test_a_busy_feed_is_polled_before_its_entries_scroll_away(httpserver: Any) -> None:
+    items = "".join(
+        f"<item><title>Item {n}</title><link>https://example.com/{n}</link>"
+        f"<pubDate>{format_datetime(NOW - timedelta(minutes=5 * n))}</pubDate></item>"
+        for n in range(5)
+    )  # five entries over 20 minutes
+    body = f'<rss version="2.0"><channel><title>Busy</title>{items}</channel></rss>'.encode()
+    httpserver.expect_request("/busy").respond_with_data(body, headers=RSS_TYPE)
+    state = FeedState(spec=FeedSpec(url=httpserver.url_for("/busy"), name="Busy",
+                                    interval=timedelta(hours=1)))  # fmt: skip
+    options = PollOptions(fetch=OPTIONS, policy=Policy(jitter=0))
+    outcome = poll(state, options, NOW)
+    assert outcome.next_fetch_at == NOW + timedelta(minutes=10)

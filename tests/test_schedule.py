@@ -84,6 +84,27 @@ def test_jitter_spreads_feeds_and_is_bounded() -> None:
     assert next_after_success(URL, H, NOW, policy) == next_after_success(URL, H, NOW, policy)
 
 
+@pytest.mark.parametrize(
+    ("configured", "window", "gap", "expected"),
+    [
+        (H, 30 * M, None, 15 * M),  # ten entries in half an hour: poll at half the window
+        (H, 6 * M, None, 5 * M),  # never below min_interval
+        (H, 2 * H, None, H),  # the document covers more than an interval: no change
+        (H, 30 * M, 10 * H, 15 * M),  # a short window beats a long typical gap
+    ],
+)
+def test_a_feed_whose_document_is_shorter_than_an_interval_is_polled_faster(
+    configured: timedelta, window: timedelta, gap: timedelta | None, expected: timedelta
+) -> None:
+    got = next_after_success(URL, configured, NOW, POLICY, window=window, publish_gap=gap)
+    assert got - NOW == expected
+
+
+def test_server_hints_still_win_over_a_short_window() -> None:
+    got = next_after_success(URL, H, NOW, POLICY, window=10 * M, ttl=2 * H)
+    assert got - NOW == 2 * H
+
+
 def test_backoff_starts_from_the_floor() -> None:
     assert backoff(M, 1, POLICY) == 5 * M and backoff(M, 2, POLICY) == 10 * M
 

@@ -213,6 +213,12 @@ def test_ttl_is_remembered_across_not_modified(store: Store) -> None:
     assert store.feed_states([SPEC])[0].ttl == timedelta(hours=4)
 
 
+def test_the_documents_window_is_remembered(store: Store) -> None:
+    entries = [entry(f"w{n}", published=T0 - n * timedelta(minutes=10)) for n in range(4)]
+    store.apply(outcome(*entries))
+    assert store.feed_states([SPEC])[0].window == timedelta(minutes=30)
+
+
 def test_a_gone_feed_is_polled_again_once_removed_and_re_added(store: Store) -> None:
     gone = ErrorInfo(type="FetchError", message="HTTP 410 Gone", status=410)
     store.apply(Outcome(FeedState(SPEC), None, None, gone, T0 + timedelta(hours=1)))
