@@ -27,7 +27,7 @@ def metadata_path() -> Path:
 
 @functools.cache
 def _packaged_metadata() -> dict[str, Any]:
-    text = resources.files("aggregator").joinpath("datasette", "metadata.yml").read_text("utf-8")
+    text = metadata_path().read_text("utf-8")
     loaded: dict[str, Any] = yaml.safe_load(text)
     return loaded
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 from pathlib import Path
@@ -290,7 +290,3 @@ def load(path: str | Path) -> Settings:
 
 def config_path(explicit: str | None) -> Path:
     return Path(explicit or os.environ.get("AGGREGATOR_CONFIG") or DEFAULT_CONFIG)
-
-
-def feeds_by_url(settings: Settings) -> Mapping[str, FeedSpec]:
-    return {f.url: f for f in settings.feeds}

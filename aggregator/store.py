@@ -19,7 +19,6 @@ from aggregator.errors import StoreError
 from aggregator.models import (
     ApplyResult,
     Citation,
-    ErrorInfo,
     FeedSpec,
     FeedState,
     Outcome,
@@ -276,15 +275,6 @@ def _entry_values(entry: ParsedEntry) -> dict[str, Any]:
     }
 
 
-def _spec_from_row(row: dict[str, Any]) -> FeedSpec:
-    return FeedSpec(
-        url=row["url"],
-        name=row["name"],
-        tags=tuple(json.loads(row["tags"] or "[]")),
-        interval=timedelta(seconds=row["interval_s"] or 3600),
-    )
-
-
 class Store:
     """One SQLite database in WAL mode. Open with `Store.open(path)`."""
 
@@ -345,10 +335,6 @@ class Store:
             conn.rollback()
             raise
         conn.execute("COMMIT")
-
-    @property
-    def path(self) -> str:
-        return str(self.db.execute("PRAGMA database_list").fetchone()[2])
 
     def rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         cursor = self.db.execute(sql, params)
@@ -641,10 +627,6 @@ class Store:
         self.db.execute("PRAGMA optimize")
         self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
-    @wrap_errors
-    def integrity(self) -> str:
-        return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
-
     # queries -------------------------------------------------------------------------
 
     @wrap_errors
@@ -724,30 +706,6 @@ class Store:
                 chunk,
             )
         return found
-
-    @wrap_errors
-    def record_error(self, url: str, error: ErrorInfo, now: datetime) -> None:
-        """Log a failure that happened outside a poll (e.g. a worker crash) for a feed."""
-        with self.writing():
-            feed_id = self._feed_id(url)
-            _insert(
-                self.db,
-                "fetches",
-                {
-                    "feed_id": feed_id,
-                    "fetched_at": iso(now),
-                    "outcome": "error",
-                    "error_type": error.type,
-                    "error": error.message,
-                    "new_entries": 0,
-                    "updated_entries": 0,
-                },
-            )
-            self.db.execute(
-                "UPDATE feeds SET last_error = ?, last_error_type = ?, last_fetch_at = ?,"
-                " error_count = error_count + 1 WHERE id = ?",
-                [error.message, error.type, iso(now), feed_id],
-            )
 
     # references ----------------------------------------------------------------------
 
